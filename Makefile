@@ -1,0 +1,33 @@
+# Two entry points: `make demo` and `make test`. Both install what they need into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.evalkit-installed
+DATA_DIR ?= $(or $(EVALKIT_DATA_DIR),$(wildcard ../shared/data/tasks))
+DEMO_TASKS := SciFact STSBenchmark ATEC BQ LCQMC PAWSX STSB AFQMC QBQTC
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: the CPU build that lies on local disk (a bare `torch` would pull a multi-GB CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 EVALKIT_DATA_DIR=$(DATA_DIR) \
+		$(BIN)/evalkit run --model sentence-transformers/all-MiniLM-L6-v2 --tasks $(DEMO_TASKS) --output results
+
+test: install
+	$(BIN)/ruff check evalkit tests benchmarks
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check evalkit tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,143 @@
+"""The ``evalkit`` command line. Thin: every command is one library call plus printing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from evalkit.registry.tasks import default_registry
+
+    specs = default_registry().select(task_type=args.type, language=args.lang)
+    rows = [
+        (
+            s.name,
+            s.type,
+            ",".join(s.languages),
+            ",".join(s.eval_splits),
+            s.main_score,
+            f"{s.dataset_path}@{(s.dataset_revision or '-')[:10]}" if s.dataset_path else str(s.data_dir),
+            "yes" if s.remove_self_hits else "no",
+            s.metadata_source,
+        )
+        for s in specs
+    ]
+    _print_table(
+        ("task", "type", "languages", "splits", "main score", "dataset", "self-hits removed", "metadata"),
+        rows,
+    )
+    print(f"\n{len(rows)} tasks")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from evalkit.registry.models import load_model_registry, packaged_weights
+
+    rows = [
+        (
+            m.name,
+            m.adapter,
+            m.pooling,
+            "yes" if m.normalize else "no",
+            str(m.max_length),
+            (m.revision or "-")[:10],
+            "packaged" if packaged_weights(m) else "hub",
+            repr(m.query_instruction) if m.query_instruction else "",
+        )
+        for m in load_model_registry().values()
+    ]
+    _print_table(
+        (
+            "model",
+            "adapter",
+            "pooling",
+            "normalize",
+            "max length",
+            "revision",
+            "weights",
+            "query instruction",
+        ),
+        rows,
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.registry.tasks import default_registry
+    from evalkit.reports.table import format_table, score_row
+    from evalkit.runner import RunConfig, default_data_dirs, run
+
+    registry = default_registry()
+    config = RunConfig(
+        model=args.model,
+        tasks=args.tasks,
+        data_dirs=args.data_dir or default_data_dirs(),
+        output_dir=args.output,
+        batch_size=args.batch_size,
+        device=args.device,
+        allow_hub=not args.no_hub,
+        show_progress=not args.quiet,
+        command=["evalkit", *sys.argv[1:]],
+    )
+    written = run(config, registry)
+    rows = [score_row(w.result_file, registry) for w in written]
+    print(format_table(rows, model=args.model))
+    print(f"\nresults: {written[0].result_file.parent}" if written else "")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description="Evaluate text-embedding models, MTEB-faithfully.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run_p = sub.add_parser("run", help="evaluate a model on tasks and write MTEB-format results")
+    run_p.add_argument("--model", required=True, help="registry name, local folder, or hub id")
+    run_p.add_argument("--tasks", "--task", nargs="+", required=True, metavar="TASK")
+    run_p.add_argument(
+        "--data-dir",
+        type=Path,
+        action="append",
+        help="local mirror holding <TaskName>/ folders (repeatable; default: $EVALKIT_DATA_DIR)",
+    )
+    run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
+    run_p.add_argument("--batch-size", type=int, default=32)
+    run_p.add_argument("--device", default="cpu")
+    run_p.add_argument("--no-hub", action="store_true", help="never fall back to the Hugging Face hub")
+    run_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_p.set_defaults(func=cmd_run)
+
+    tasks_p = sub.add_parser("tasks", help="list the known tasks")
+    tasks_p.add_argument("--type", help="Retrieval, STS, ...")
+    tasks_p.add_argument("--lang", help="a language code: eng or eng-Latn")
+    tasks_p.set_defaults(func=cmd_tasks)
+
+    models_p = sub.add_parser("models", help="list the model registry")
+    models_p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EvalkitError as err:
+        print(f"evalkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

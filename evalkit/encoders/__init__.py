@@ -1,0 +1,16 @@
+"""Encoder adapters: each kind of model is one small module satisfying ``evalkit.encoders.protocol.Encoder``."""
+
+from __future__ import annotations
+
+from evalkit.encoders.protocol import Encoder
+from evalkit.errors import UnknownModelError
+from evalkit.registry.models import ModelSpec
+
+
+def load_encoder(spec: ModelSpec, *, device: str = "cpu") -> Encoder:
+    """Instantiate the adapter a model spec names. Adapters import lazily: torch loads only when needed."""
+    if spec.adapter == "hf":
+        from evalkit.encoders.hf import HFEncoder
+
+        return HFEncoder(spec, device=device)
+    raise UnknownModelError(f"model '{spec.name}' names an unknown adapter '{spec.adapter}'", field="adapter")

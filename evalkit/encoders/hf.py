@@ -1,0 +1,113 @@
+"""Hugging Face transformers adapter: tokenizer + AutoModel, mean or CLS pooling, optional L2 normalisation.
+
+Loading never runs remote code and prefers safetensors; ``.bin`` weights go through torch's weights-only loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evalkit.encoders.protocol import Role
+from evalkit.errors import UnknownModelError
+from evalkit.registry.models import ModelSpec
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """SHA-256 over the weight and config files' contents, so a renamed or retrained folder is told apart."""
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix in {".safetensors", ".bin"} or p.name in {"config.json", "tokenizer.json"})
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class HFEncoder:
+    """A transformers encoder with sentence-transformers-style pooling."""
+
+    def __init__(self, spec: ModelSpec, *, device: str = "cpu") -> None:
+        if spec.local_path is None:
+            raise UnknownModelError(f"model '{spec.name}' has no local weights")
+        self.spec = spec
+        self.name = spec.name
+        self.device = torch.device(device)
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # the core shows one progress bar for the work that counts
+        folder = spec.local_path
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(
+                folder,
+                trust_remote_code=False,
+                use_safetensors=any(folder.glob("*.safetensors")),
+            )
+        except (OSError, ValueError) as err:
+            raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+        self.model.eval().to(self.device)
+        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self._pad_id = self.tokenizer.pad_token_id or 0
+
+    def prepare(self, texts: list[str], role: Role) -> list[str]:
+        instruction = {
+            "query": self.spec.query_instruction,
+            "document": self.spec.passage_instruction,
+        }.get(role, "")
+        return [instruction + text for text in texts] if instruction else list(texts)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        encoded = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.spec.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return encoded["input_ids"]
+
+    @torch.inference_mode()
+    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        longest = max(len(ids) for ids in token_ids)
+        input_ids = torch.full((len(token_ids), longest), self._pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = 1
+        inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+        if self._uses_token_types:
+            inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+        hidden = self.model(**inputs).last_hidden_state
+        if self.spec.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        if self.spec.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.float().cpu().numpy()
+
+    @cached_property
+    def _weights_sha256(self) -> str:
+        assert self.spec.local_path is not None
+        return weights_fingerprint(self.spec.local_path)
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "model": self.name,
+            "revision": self.spec.revision,
+            "weights_sha256": self._weights_sha256,
+            **self.spec.settings(),
+        }

@@ -1,0 +1,54 @@
+"""Task data from a local mirror: ``<data_dir>/<TaskName>/`` holding BEIR files (Retrieval) or
+``<split>.jsonl[.gz]`` files (STS), with one sub-folder per hf subset unless the only one is ``default``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+from evalkit.loaders.beir import load_beir_splits, require_file
+from evalkit.loaders.pairs import load_pair_split
+from evalkit.records import SourceFile, Split, TaskData
+from evalkit.registry.tasks import TaskSpec
+
+
+def mirror_candidates(spec: TaskSpec, data_dirs: Sequence[Path]) -> list[Path]:
+    """The folders that may hold the task's files, in the order to try them.
+
+    The spec's own ``data_dir`` (a user's dataset folder holding the files directly) comes first, then
+    ``<data_dir>/<task name>`` for each data dir. The caller names them all when none holds the data.
+    """
+    folders = [spec.data_dir] if spec.data_dir is not None else []
+    folders += [Path(d) / spec.name for d in data_dirs]
+    return list(dict.fromkeys(folders))
+
+
+def subset_folder(spec: TaskSpec, task_dir: Path, subset: str) -> Path:
+    """Where a subset's files sit: the task folder itself for a task whose only subset is ``default``."""
+    return task_dir if tuple(spec.hf_subsets) == ("default",) else task_dir / subset
+
+
+def load_from_mirror(spec: TaskSpec, task_dir: Path) -> TaskData:
+    """Every eval split of every subset of ``spec`` from ``task_dir``.
+
+    Raises MissingDataError when a split's files are absent (the caller may then look elsewhere) and DataError
+    when a file is there but malformed (the caller must not: the user has to fix the file).
+    """
+    splits: dict[str, dict[str, Split]] = {}
+    files: list[SourceFile] = []
+    for subset in spec.hf_subsets:
+        folder = subset_folder(spec, task_dir, subset)
+        if spec.type == "Retrieval":
+            loaded, read = load_beir_splits(folder, spec.eval_splits)
+            splits[subset] = dict(loaded)
+            files += read
+        elif spec.type == "STS":
+            splits[subset] = {}
+            for split in spec.eval_splits:
+                pairs, read_one = load_pair_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
+                splits[subset][split] = pairs
+                files.append(read_one)
+        else:
+            raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}'; evalkit loads Retrieval, STS")
+    return TaskData(task_name=spec.name, splits=splits, origin=f"mirror:{task_dir}", source_files=files)

@@ -1,0 +1,1 @@
+"""Metric kernels: pure numpy functions that reproduce the reference implementations (trec_eval, MTEB)."""

@@ -1,0 +1,37 @@
+"""STS metrics: Pearson and Spearman of each similarity function against the gold scores, as mteb reports them.
+
+The similarities are computed with the same scikit-learn functions mteb uses, so the numbers agree to the last digit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics.pairwise import (
+    paired_cosine_distances,
+    paired_euclidean_distances,
+    paired_manhattan_distances,
+)
+
+
+def pair_similarities(vectors1: np.ndarray, vectors2: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-pair similarity under each function mteb reports (distances negated, so higher = more similar)."""
+    cosine = 1 - paired_cosine_distances(vectors1, vectors2)
+    return {
+        "cosine": cosine,
+        "manhattan": -paired_manhattan_distances(vectors1, vectors2),
+        "euclidean": -paired_euclidean_distances(vectors1, vectors2),
+        "dot": np.einsum("ij,ij->i", vectors1.astype(np.float64), vectors2.astype(np.float64)),
+        # The model's own similarity function; every registry model uses cosine.
+        "similarity": cosine,
+    }
+
+
+def sts_scores(similarities: dict[str, np.ndarray], gold: np.ndarray) -> dict[str, float]:
+    """MTEB's STS score names: ``cosine_spearman``, ``manhattan_pearson``, ..., plus ``pearson``/``spearman``."""
+    scores: dict[str, float] = {}
+    for function, values in similarities.items():
+        prefix = "" if function == "similarity" else f"{function}_"
+        scores[f"{prefix}pearson"] = float(pearsonr(gold, values)[0])
+        scores[f"{prefix}spearman"] = float(spearmanr(gold, values)[0])
+    return scores

@@ -1,0 +1,1 @@
+"""Registries: which tasks and which models evalkit knows, as validated records."""

@@ -1,0 +1,1 @@
+"""Reports: tables and comparisons read from result files. Reports never recompute scores."""

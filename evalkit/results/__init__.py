@@ -1,0 +1,1 @@
+"""Results: MTEB-format task results, per-item scores and run records, written atomically."""

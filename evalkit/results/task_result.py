@@ -1,0 +1,66 @@
+"""MTEB TaskResult files: the format the leaderboard and ``mteb.TaskResult.from_disk`` read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import DataError
+from evalkit.evaluators.outcome import TaskOutcome
+from evalkit.registry.tasks import TaskSpec
+
+MTEB_SCORE_DECIMALS = 6  # mteb's TaskResult.to_disk rounds every score to 6 decimals
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, MTEB_SCORE_DECIMALS) if math.isfinite(value) else None
+    return value
+
+
+def mteb_task_result(
+    spec: TaskSpec, outcome: TaskOutcome, *, mteb_version: str, finished_at: dt.datetime
+) -> dict[str, Any]:
+    """The TaskResult JSON object: ``scores[split]`` is a list of one score dict per subset."""
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for split in outcome.splits:
+        entry = {name: _rounded(value) for name, value in sorted(split.scores.items())}
+        entry.update(
+            hf_subset=split.hf_subset,
+            languages=list(split.languages),
+            main_score=_rounded(split.main_score),
+        )
+        scores.setdefault(split.split, []).append(entry)
+    return {
+        "dataset_revision": spec.dataset_revision or "no_revision_available",
+        "task_name": spec.name,
+        "mteb_version": mteb_version,
+        "scores": scores,
+        "evaluation_time": outcome.evaluation_time_s,
+        "kg_co2_emissions": None,
+        "date": finished_at.timestamp(),
+    }
+
+
+def per_item_rows(outcome: TaskOutcome) -> list[dict[str, Any]]:
+    """One row per query (retrieval) or pair (STS), unrounded, for significance tests."""
+    rows = []
+    for split in outcome.splits:
+        names = list(split.per_item.values)
+        columns = [split.per_item.values[name].tolist() for name in names]
+        for position, item_id in enumerate(split.per_item.item_ids):
+            row: dict[str, Any] = {"split": split.split, "hf_subset": split.hf_subset, "id": item_id}
+            row.update((name, column[position]) for name, column in zip(names, columns, strict=True))
+            rows.append(row)
+    return rows
+
+
+def read_task_result(path: Path) -> dict[str, Any]:
+    """A TaskResult file as a plain dict (any mteb version; old formats are converted by mteb's own loader)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read task result: {err}", file=path) from None

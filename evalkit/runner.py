@@ -1,0 +1,172 @@
+"""``evalkit run`` as a library call: registry → loader → encoder core → evaluator → results.
+
+All inputs are resolved and every task's data is loaded and validated before the first vector is computed, so
+bad input fails fast and leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from evalkit.core import EmbeddingCore
+from evalkit.encoders import load_encoder
+from evalkit.encoders.protocol import Encoder
+from evalkit.errors import EvalkitError
+from evalkit.evaluators import EVALUATED_TYPES, check_split_type
+from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
+from evalkit.evaluators.retrieval import evaluate_retrieval
+from evalkit.evaluators.sts import evaluate_sts
+from evalkit.loaders import load_task_data
+from evalkit.records import PairSplit, RetrievalSplit, TaskData
+from evalkit.registry.models import ModelSpec, resolve_model
+from evalkit.registry.tasks import TaskRegistry, TaskSpec, builtin_tasks_dir, default_registry
+from evalkit.results.atomic import write_json, write_jsonl_gz
+from evalkit.results.layout import ResultsLayout
+from evalkit.results.run_record import run_record
+from evalkit.results.task_result import mteb_task_result, per_item_rows
+
+
+def default_data_dirs() -> list[Path]:
+    """``EVALKIT_DATA_DIR`` (``os.pathsep``-separated), else ``../shared/data/tasks`` beside the project."""
+    configured = os.environ.get("EVALKIT_DATA_DIR")
+    if configured:
+        return [Path(p) for p in configured.split(os.pathsep) if p]
+    for candidate in (
+        Path.cwd() / "../shared/data/tasks",
+        builtin_tasks_dir().parent / "../shared/data/tasks",
+    ):
+        if candidate.is_dir():
+            return [candidate.resolve()]
+    return []
+
+
+@dataclass
+class RunConfig:
+    model: str
+    tasks: Sequence[str]
+    data_dirs: Sequence[Path] = field(default_factory=default_data_dirs)
+    output_dir: Path = Path("results")
+    batch_size: int = 32
+    device: str = "cpu"
+    allow_hub: bool = True
+    show_progress: bool = True
+    command: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class WrittenTask:
+    """A task's result as written: where, and its main score per split, for the caller's summary."""
+
+    spec: TaskSpec
+    result_file: Path
+    outcome: TaskOutcome
+
+
+def results_revision(model: ModelSpec, encoder: Encoder) -> str:
+    """The revision folder: the pinned revision, or a weights fingerprint for a local folder."""
+    if model.revision:
+        return model.revision
+    weights = str(encoder.fingerprint().get("weights_sha256", ""))
+    return f"local-{weights[:12]}" if weights else "no_revision_available"
+
+
+def evaluate_task(spec: TaskSpec, data: TaskData, encoder: Encoder, core: EmbeddingCore) -> TaskOutcome:
+    started = time.perf_counter()
+    outcomes: list[SplitOutcome] = []
+    for hf_subset, splits in data.splits.items():
+        corpus_vectors = {}  # splits of one subset that share a corpus encode it once
+        for split_name in spec.eval_splits:
+            split = splits[split_name]
+            check_split_type(spec.type, split, spec.name)
+            if isinstance(split, RetrievalSplit):
+                outcome, corpus_vectors[id(split.corpus)] = evaluate_retrieval(
+                    split,
+                    encoder,
+                    core,
+                    split_name=split_name,
+                    hf_subset=hf_subset,
+                    languages=spec.languages,
+                    main_score=spec.main_score,
+                    remove_self_hits=spec.remove_self_hits,
+                    corpus_vectors=corpus_vectors.get(id(split.corpus)),
+                )
+            else:
+                assert isinstance(split, PairSplit)
+                outcome = evaluate_sts(
+                    split,
+                    encoder,
+                    core,
+                    split_name=split_name,
+                    hf_subset=hf_subset,
+                    languages=spec.languages,
+                    main_score=spec.main_score,
+                    score_range=spec.score_range,
+                )
+            outcomes.append(outcome)
+    return TaskOutcome(task_name=spec.name, splits=outcomes, evaluation_time_s=time.perf_counter() - started)
+
+
+def _model_meta(model: ModelSpec, revision: str) -> dict[str, object]:
+    """A ``model_meta.json`` with the fields mteb's result loader reads."""
+    return {
+        "name": model.name,
+        "revision": revision,
+        "release_date": None,
+        "languages": list(model.languages) or None,
+        "embed_dim": model.embedding_dim,
+        "max_tokens": model.max_length,
+        "similarity_fn_name": "cosine",
+        "framework": ["evalkit", "PyTorch"],
+        "loader": f"evalkit.{model.adapter}",
+    }
+
+
+def run(config: RunConfig, registry: TaskRegistry | None = None) -> list[WrittenTask]:
+    registry = registry or default_registry()
+    specs = [registry.get(name) for name in config.tasks]
+    for spec in specs:
+        if spec.type not in EVALUATED_TYPES:
+            raise EvalkitError(
+                f"task '{spec.name}' is of type {spec.type}, which this evalkit does not evaluate yet "
+                f"(evaluated: {', '.join(EVALUATED_TYPES)})",
+                file=spec.spec_file,
+                field="type",
+            )
+    model = resolve_model(config.model)
+    datasets = {spec.name: load_task_data(spec, config.data_dirs, allow_hub=config.allow_hub) for spec in specs}
+    encoder = load_encoder(model, device=config.device)
+    core = EmbeddingCore(batch_size=config.batch_size, show_progress=config.show_progress)
+    layout = ResultsLayout(config.output_dir, model.results_folder_name, results_revision(model, encoder))
+    mteb_version = metadata.version("mteb")
+    written = []
+    for spec in specs:
+        started_at = dt.datetime.now(dt.timezone.utc)
+        outcome = evaluate_task(spec, datasets[spec.name], encoder, core)
+        finished_at = dt.datetime.now(dt.timezone.utc)
+        record = run_record(
+            spec=spec,
+            data=datasets[spec.name],
+            outcome=outcome,
+            model_fingerprint=encoder.fingerprint(),
+            run_settings={"batch_size": config.batch_size, "device": config.device},
+            started_at=started_at,
+            finished_at=finished_at,
+            command=config.command or sys.argv,
+        )
+        # Side files first, the TaskResult last: a result file present means its evidence is too.
+        write_jsonl_gz(layout.per_item(spec.name), per_item_rows(outcome))
+        write_json(layout.run_record(spec.name), record)
+        write_json(layout.model_meta, _model_meta(model, layout.revision))
+        write_json(
+            layout.task_result(spec.name),
+            mteb_task_result(spec, outcome, mteb_version=mteb_version, finished_at=finished_at),
+        )
+        written.append(WrittenTask(spec=spec, result_file=layout.task_result(spec.name), outcome=outcome))
+    return written

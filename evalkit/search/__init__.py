@@ -1,0 +1,1 @@
+"""Search: from query and document vectors to ranked candidates."""

@@ -1,0 +1,47 @@
+"""Test environment: offline, and every library cache in a temporary folder, so a fresh machine behaves the same.
+
+The variables are set at import time, before any test module imports huggingface_hub, datasets or mteb, which
+read them once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE_ROOT = Path(tempfile.mkdtemp(prefix="evalkit-test-caches-"))
+for _name, _sub in {
+    "HF_HOME": "hf",
+    "HF_DATASETS_CACHE": "hf/datasets",
+    "XDG_CACHE_HOME": "xdg",
+    "NUMBA_CACHE_DIR": "numba",
+    "MTEB_CACHE": "mteb",
+    "EVALKIT_CACHE_DIR": "evalkit",
+}.items():
+    os.environ[_name] = str(_CACHE_ROOT / _sub)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.pop("EVALKIT_DATA_DIR", None)
+os.environ.pop("EVALKIT_TASKS_PATH", None)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MIRROR = SHARED_DATA / "tasks"
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The real local mirror in ../shared/data/tasks (CI always has it beside the clone)."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"the shared benchmark data is not at {MIRROR}")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared benchmark data is not at {SHARED_DATA}")
+    return SHARED_DATA

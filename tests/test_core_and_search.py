@@ -1,0 +1,88 @@
+"""The embedding core (order, dedup, batching) and exact dense search (chunked = brute force)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evalkit.core import EmbeddingCore
+from evalkit.core.embed import dedup, length_sorted_batches
+from evalkit.encoders.protocol import Role
+from evalkit.search.dense import exact_top_k, l2_normalized
+
+
+class CountingEncoder:
+    """A fake adapter: a text's vector encodes its length and first character; counts what it was asked."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+        self.batches: list[int] = []
+        self.vocab: dict[int, str] = {}
+
+    def prepare(self, texts: list[str], role: Role) -> list[str]:
+        return [f"q:{t}" if role == "query" else t for t in texts]
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        ids = []
+        for text in texts:
+            key = len(self.vocab)
+            self.vocab[key] = text
+            ids.append([key] * len(text))
+        return ids
+
+    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        self.batches.append(len(token_ids))
+        texts = [self.vocab[ids[0]] for ids in token_ids]
+        self.encoded.extend(texts)
+        return np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float32)
+
+    def fingerprint(self) -> dict[str, object]:
+        return {"model": self.name}
+
+
+def test_dedup_keeps_first_seen_order() -> None:
+    distinct, inverse = dedup(["b", "a", "b", "c", "a"])
+    assert distinct == ["b", "a", "c"]
+    assert inverse.tolist() == [0, 1, 0, 2, 1]
+
+
+def test_batches_are_length_sorted_longest_first() -> None:
+    batches = length_sorted_batches(np.array([3, 9, 1, 7, 5]), batch_size=2)
+    assert [b.tolist() for b in batches] == [[1, 3], [4, 0], [2]]
+
+
+def test_core_restores_order_and_encodes_each_text_once() -> None:
+    encoder = CountingEncoder()
+    texts = ["ccc", "a", "bb", "a", "dddd", "ccc", "e" * 10]
+    vectors = EmbeddingCore(batch_size=2, show_progress=False).encode(encoder, texts, "document")
+    assert sorted(encoder.encoded) == sorted(set(texts))
+    assert vectors[:, 0].tolist() == [len(t) for t in texts]
+    assert vectors[:, 1].tolist() == [ord(t[0]) for t in texts]
+    assert encoder.batches == [2, 2, 1]
+
+
+def test_core_applies_the_role_instruction() -> None:
+    encoder = CountingEncoder()
+    EmbeddingCore(show_progress=False).encode(encoder, ["x"], "query")
+    assert encoder.encoded == ["q:x"]
+
+
+@pytest.mark.parametrize(("doc_chunk", "query_block"), [(7, 3), (50, 1000), (1, 1)])
+def test_chunked_search_equals_brute_force(doc_chunk: int, query_block: int) -> None:
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(60, 8)).astype(np.float32)
+    queries = rng.normal(size=(11, 8)).astype(np.float32)
+    top = exact_top_k(queries, docs, 10, doc_chunk=doc_chunk, query_block=query_block)
+    full = l2_normalized(queries) @ l2_normalized(docs).T
+    expected = np.argsort(-full, axis=1)[:, :10]
+    assert np.array_equal(top.indices, expected)
+    assert np.allclose(top.scores, np.take_along_axis(full, expected, axis=1))
+
+
+def test_search_with_k_larger_than_corpus() -> None:
+    rng = np.random.default_rng(1)
+    top = exact_top_k(rng.normal(size=(2, 4)), rng.normal(size=(5, 4)), 1000, doc_chunk=2)
+    assert top.indices.shape == (2, 5)
+    assert sorted(top.indices[0].tolist()) == [0, 1, 2, 3, 4]
