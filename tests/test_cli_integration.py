@@ -135,3 +135,39 @@ def test_tasks_and_models_listings(capsys: pytest.CaptureFixture) -> None:
     assert "ATEC" in out and "SciFact" not in out
     assert main(["models"]) == 0
     assert "all-MiniLM-L6-v2" in capsys.readouterr().out
+
+
+def test_a_user_dataset_runs_from_one_spec_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    data = tmp_path / "toy"
+    (data / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": "The cat sat on the mat.",
+        "d2": "Stock markets fell sharply on Monday.",
+        "d3": "A recipe for chocolate cake with dark cocoa.",
+        "d4": "The football team won the championship final.",
+    }
+    queries = {"q1": "where did the cat sit", "q2": "how to bake a chocolate cake", "q3": "who won the final"}
+    qrels = [("q1", "d1", 1), ("q2", "d3", 1), ("q3", "d4", 2), ("q3", "d2", 0)]
+    (data / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items())
+    )
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()))
+    (data / "qrels" / "dev.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
+    )
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "ToyRetrieval.yaml").write_text(
+        f"name: ToyRetrieval\ntype: Retrieval\nlanguages: [eng-Latn]\neval_splits: [dev]\ndata_dir: {data}\n"
+    )
+    monkeypatch.setenv("EVALKIT_TASKS_PATH", str(specs))
+    assert main(["tasks", "--type", "Retrieval"]) == 0
+    assert "ToyRetrieval" in capsys.readouterr().out
+    out = tmp_path / "results"
+    assert run_cli("--tasks", "ToyRetrieval", "--output", str(out)) == 0
+    result = load_with_mteb(out / RESULTS / "ToyRetrieval.json")
+    scores = result.scores["dev"][0]
+    assert scores["main_score"] == scores["ndcg_at_10"] == 1.0  # the model finds every answer first
+    assert scores["recall_at_1"] == 1.0 and scores["precision_at_3"] == pytest.approx(1 / 3, abs=1e-5)

@@ -130,3 +130,21 @@ def test_unknown_model_is_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(err.value) and "no-such-org/no-such-model" in str(err.value)
     with pytest.raises(UnknownModelError):
         resolve_model("not a model")
+
+
+def test_hub_id_resolves_through_the_hub_client_cache() -> None:
+    """The real download path (huggingface_hub.snapshot_download), served from a local hub cache offline."""
+    import os
+    import shutil
+
+    packaged = resolve_model("sentence-transformers/all-MiniLM-L6-v2").local_path
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = Path(os.environ["HF_HOME"]) / "hub" / "models--test-org--tiny-minilm"
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(packaged, snapshot, dirs_exist_ok=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    spec = resolve_model("test-org/tiny-minilm")
+    assert (spec.source, spec.revision, spec.local_path) == ("hub", commit, snapshot)
+    assert (spec.pooling, spec.normalize, spec.max_length) == ("mean", True, 256)
+    assert spec.results_folder_name == "test-org__tiny-minilm"

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from evalkit.errors import EvalkitError
-from evalkit.evaluators.outcome import SplitOutcome
+from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
 from evalkit.records import PairSplit, RetrievalSplit, Split
 
-EVALUATED_TYPES = ("Retrieval", "STS")
+SPLIT_RECORD_BY_TYPE: dict[str, type] = {"Retrieval": RetrievalSplit, "STS": PairSplit}
+EVALUATED_TYPES = tuple(SPLIT_RECORD_BY_TYPE)
 
 
 def check_split_type(task_type: str, split: Split, task_name: str) -> None:
     """A loader must hand an evaluator the record its type expects."""
-    expected = {"Retrieval": RetrievalSplit, "STS": PairSplit}.get(task_type)
-    if expected is None:
-        raise EvalkitError(
-            f"task '{task_name}' is of type {task_type}, which this evalkit does not evaluate yet "
-            f"(evaluated: {', '.join(EVALUATED_TYPES)})"
-        )
+    expected = SPLIT_RECORD_BY_TYPE[task_type]
     if not isinstance(split, expected):
         raise EvalkitError(f"task '{task_name}': expected {expected.__name__} data, got {type(split).__name__}")
 
 
-__all__ = ["EVALUATED_TYPES", "SplitOutcome", "check_split_type"]
+__all__ = ["EVALUATED_TYPES", "SplitOutcome", "TaskOutcome", "check_split_type"]
