@@ -45,7 +45,10 @@ class EmbeddingCore:
         batches = length_sorted_batches(lengths, self.batch_size)
         vectors: np.ndarray | None = None
         progress = tqdm(
-            total=len(distinct), desc=desc or f"encoding {role}s", unit="text", disable=not self.show_progress
+            total=len(distinct),
+            desc=desc or f"encoding {role}s",
+            unit="text",
+            disable=None if self.show_progress else True,  # None: shown on a terminal, silent in logs
         )
         with progress:
             for batch in batches:

@@ -50,13 +50,12 @@ def format_table(rows: Sequence[ScoreRow], *, model: str) -> str:
     by_type: dict[str, list[ScoreRow]] = {}
     for row in sorted(rows, key=lambda r: (r.task_type, r.task)):
         by_type.setdefault(row.task_type, []).append(row)
-        lines.append(
-            f"| {row.task_type} | {row.task} | {', '.join(row.splits)} | {row.metric} | {100 * row.score:.2f} |"
-        )
     for task_type, typed in by_type.items():
-        lines.append(
-            f"| {task_type} | **average ({len(typed)} tasks)** | | | {100 * fmean(r.score for r in typed):.2f} |"
-        )
+        for row in typed:
+            lines.append(
+                f"| {task_type} | {row.task} | {', '.join(row.splits)} | {row.metric} | {100 * row.score:.2f} |"
+            )
+        lines.append(f"| {task_type} | *average of {len(typed)}* | | | {100 * fmean(r.score for r in typed):.2f} |")
     if len(by_type) > 1:
-        lines.append(f"| all | **average ({len(rows)} tasks)** | | | {100 * fmean(r.score for r in rows):.2f} |")
+        lines.append(f"| all | *average of {len(rows)}* | | | {100 * fmean(r.score for r in rows):.2f} |")
     return "\n".join(lines)
