@@ -9,6 +9,9 @@ from pathlib import Path
 
 from evalkit.errors import EvalkitError
 
+EXIT_INCOMPLETE = 3
+"""``evalkit run`` finished, but some tasks were skipped (their data was missing)."""
+
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
@@ -53,7 +56,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             str(m.max_length),
             (m.revision or "-")[:10],
             "packaged" if packaged_weights(m) else "hub",
-            repr(m.query_instruction) if m.query_instruction else "",
+            ", ".join(f"{key}={text!r}" for key, text in m.prompts.items()),
         )
         for m in load_model_registry().values()
     ]
@@ -66,7 +69,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             "max length",
             "revision",
             "weights",
-            "query instruction",
+            "prompts",
         ),
         rows,
     )
@@ -81,7 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = default_registry()
     config = RunConfig(
         model=args.model,
-        tasks=args.tasks,
+        tasks=args.tasks or (),
+        benchmark=args.benchmark,
+        languages=args.lang or (),
         data_dirs=args.data_dir or default_data_dirs(),
         output_dir=args.output,
         batch_size=args.batch_size,
@@ -90,10 +95,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         command=["evalkit", *sys.argv[1:]],
     )
-    written = run(config, registry)
-    rows = [score_row(w.result_file, registry) for w in written]
+    summary = run(config, registry)
+    rows = [score_row(w.result_file, registry) for w in summary.written]
     print(format_table(rows, model=args.model))
-    print(f"\nresults: {written[0].result_file.parent}" if written else "")
+    if summary.written:
+        print(f"\nresults: {summary.written[0].result_file.parent}")
+    if summary.skipped:
+        print(f"\nskipped {len(summary.skipped)} task(s):", file=sys.stderr)
+        for task in summary.skipped:
+            print(f"  {task.name}: {task.reason}", file=sys.stderr)
+        if not args.allow_missing:
+            print(
+                f"evalkit: error: incomplete run ({len(summary.skipped)} of "
+                f"{len(summary.skipped) + len(summary.written)} tasks skipped); --allow-missing accepts that",
+                file=sys.stderr,
+            )
+            return EXIT_INCOMPLETE
     return 0
 
 
@@ -103,7 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_p = sub.add_parser("run", help="evaluate a model on tasks and write MTEB-format results")
     run_p.add_argument("--model", required=True, help="registry name, local folder, or hub id")
-    run_p.add_argument("--tasks", "--task", nargs="+", required=True, metavar="TASK")
+    run_p.add_argument("--tasks", "--task", nargs="+", metavar="TASK", help="task names (see `evalkit tasks`)")
+    run_p.add_argument(
+        "--benchmark", help='a named benchmark, e.g. "MTEB(cmn, v1)" (alias C-MTEB), "MTEB(eng, v1)", BEIR'
+    )
+    run_p.add_argument(
+        "--lang",
+        action="append",
+        metavar="LANG",
+        help="keep only subsets in this language (eng or eng-Latn); repeatable",
+    )
+    run_p.add_argument(
+        "--allow-missing", action="store_true", help="exit 0 even when some tasks were skipped for missing data"
+    )
     run_p.add_argument(
         "--data-dir",
         type=Path,

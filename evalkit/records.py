@@ -78,3 +78,46 @@ class TaskData:
     splits: dict[str, dict[str, Split]]
     origin: str  # "mirror:<dir>" or "hub:<path>@<revision>"
     source_files: list[SourceFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NativeSplit:
+    """A split of a task type that mteb's own evaluator scores (classification, clustering, bitext mining, ...).
+
+    ``dataset`` is a ``datasets.Dataset`` with mteb's column names for the task; evalkit only feeds it, through
+    its embedding core, to mteb's protocol (logistic regression, k-means, their seeds), never re-implementing it.
+    """
+
+    dataset: object
+
+
+@dataclass(frozen=True)
+class PairLabelSplit:
+    """One split of a pair-classification task: sentence pairs and a 0/1 label each, in file order.
+
+    Label 1 means the pair belongs together (duplicate, paraphrase, entailment), as mteb's ``labels`` column.
+    """
+
+    texts1: list[str]
+    texts2: list[str]
+    labels: np.ndarray  # int64, 0 or 1, shape (n,)
+
+    def __len__(self) -> int:
+        return len(self.texts1)
+
+
+@dataclass(frozen=True)
+class RerankingSplit:
+    """One split of a reranking task: each query's given candidates, to be put in order by the model.
+
+    ``candidates[i]`` holds the doc ids of ``queries.ids[i]`` (distinct, in the order given); every id is in
+    ``corpus``. ``qrels`` judges candidates (and may judge other docs, which still count as relevant ones missed).
+    """
+
+    queries: Queries
+    candidates: list[list[str]]
+    corpus: Corpus
+    qrels: Qrels
+
+    def __len__(self) -> int:
+        return len(self.queries)

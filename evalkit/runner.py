@@ -17,16 +17,25 @@ from pathlib import Path
 
 from evalkit.core import EmbeddingCore
 from evalkit.encoders import load_encoder
+from evalkit.encoders.prompts import TaskPrompts
 from evalkit.encoders.protocol import Encoder
-from evalkit.errors import EvalkitError
-from evalkit.evaluators import EVALUATED_TYPES, check_split_type
+from evalkit.errors import EvalkitError, MissingDataError
+from evalkit.evaluators import EVALUATED_TYPES, OWN_EVALUATORS, check_split_type
+from evalkit.evaluators.mteb_native import MtebEncoderAdapter, evaluate_with_mteb
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
 from evalkit.evaluators.retrieval import evaluate_retrieval
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.loaders import load_task_data
 from evalkit.records import PairSplit, RetrievalSplit, TaskData
 from evalkit.registry.models import ModelSpec, resolve_model
-from evalkit.registry.tasks import TaskRegistry, TaskSpec, builtin_tasks_dir, default_registry
+from evalkit.registry.tasks import (
+    MTEB_NATIVE_TYPES,
+    TaskRegistry,
+    TaskSpec,
+    builtin_tasks_dir,
+    default_registry,
+    mteb_task_for,
+)
 from evalkit.results.atomic import write_json, write_jsonl_gz
 from evalkit.results.layout import ResultsLayout
 from evalkit.results.run_record import run_record
@@ -50,7 +59,9 @@ def default_data_dirs() -> list[Path]:
 @dataclass
 class RunConfig:
     model: str
-    tasks: Sequence[str]
+    tasks: Sequence[str] = ()
+    benchmark: str | None = None
+    languages: Sequence[str] = ()  # keep only subsets in these languages (eng or eng-Latn)
     data_dirs: Sequence[Path] = field(default_factory=default_data_dirs)
     output_dir: Path = Path("results")
     batch_size: int = 32
@@ -62,11 +73,29 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class WrittenTask:
-    """A task's result as written: where, and its main score per split, for the caller's summary."""
+    """A task's result as written: where, and its scores, for the caller's summary."""
 
     spec: TaskSpec
     result_file: Path
     outcome: TaskOutcome
+
+
+@dataclass(frozen=True)
+class SkippedTask:
+    """A task a run could not evaluate, and why (its data was found nowhere, or no subset was in the languages)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    written: list[WrittenTask]
+    skipped: list[SkippedTask]
+
+    @property
+    def complete(self) -> bool:
+        return not self.skipped
 
 
 def results_revision(model: ModelSpec, encoder: Encoder) -> str:
@@ -77,39 +106,97 @@ def results_revision(model: ModelSpec, encoder: Encoder) -> str:
     return f"local-{weights[:12]}" if weights else "no_revision_available"
 
 
-def evaluate_task(spec: TaskSpec, data: TaskData, encoder: Encoder, core: EmbeddingCore) -> TaskOutcome:
-    started = time.perf_counter()
+def planned_specs(config: RunConfig, registry: TaskRegistry) -> tuple[list[TaskSpec], list[SkippedTask]]:
+    """The specs a run evaluates: the named tasks, then the benchmark's (restricted to its splits and subsets)."""
+    specs = [registry.get(name) for name in config.tasks]
+    if config.benchmark is not None:
+        from evalkit.registry.benchmarks import get_benchmark
+
+        for task in get_benchmark(config.benchmark).mteb_tasks():
+            for subtask in getattr(task, "tasks", None) or [task]:  # an aggregate (CQADupStack) runs its parts
+                specs.append(registry.get(subtask.metadata.name, mteb_task=subtask))
+    specs = list({spec.name: spec for spec in specs}.values())
+    if not specs:
+        raise EvalkitError("nothing to run: name tasks (--tasks) or a benchmark (--benchmark)")
+    skipped = []
+    if config.languages:
+        restricted = []
+        for spec in specs:
+            kept = spec.restricted_to_languages(config.languages)
+            if kept.hf_subsets:
+                restricted.append(kept)
+            else:
+                skipped.append(SkippedTask(spec.name, f"no subset in {', '.join(config.languages)}"))
+        specs = restricted
+    for spec in specs:
+        if spec.type not in EVALUATED_TYPES:
+            raise EvalkitError(
+                f"task '{spec.name}' is of type {spec.type}, which this evalkit does not evaluate "
+                f"(evaluated: {', '.join(EVALUATED_TYPES)})",
+                file=spec.spec_file,
+                field="type",
+            )
+    return specs, skipped
+
+
+def _evaluate_own(
+    spec: TaskSpec, data: TaskData, encoder: Encoder, core: EmbeddingCore, prompts: TaskPrompts
+) -> list[SplitOutcome]:
+    """Types evalkit scores itself, keeping per-query / per-pair values."""
     outcomes: list[SplitOutcome] = []
     for hf_subset, splits in data.splits.items():
         corpus_vectors = {}  # splits of one subset that share a corpus encode it once
         for split_name in spec.eval_splits:
             split = splits[split_name]
             check_split_type(spec.type, split, spec.name)
+            common = dict(
+                split_name=split_name,
+                hf_subset=hf_subset,
+                languages=spec.languages_of(hf_subset),
+                main_score=spec.main_score,
+                prompts=prompts,
+            )
             if isinstance(split, RetrievalSplit):
                 outcome, corpus_vectors[id(split.corpus)] = evaluate_retrieval(
                     split,
                     encoder,
                     core,
-                    split_name=split_name,
-                    hf_subset=hf_subset,
-                    languages=spec.languages,
-                    main_score=spec.main_score,
                     remove_self_hits=spec.remove_self_hits,
                     corpus_vectors=corpus_vectors.get(id(split.corpus)),
+                    **common,
                 )
+            elif isinstance(split, PairSplit):
+                outcome = evaluate_sts(split, encoder, core, score_range=spec.score_range, **common)
             else:
-                assert isinstance(split, PairSplit)
-                outcome = evaluate_sts(
-                    split,
-                    encoder,
-                    core,
-                    split_name=split_name,
-                    hf_subset=hf_subset,
-                    languages=spec.languages,
-                    main_score=spec.main_score,
-                    score_range=spec.score_range,
-                )
+                outcome = OWN_EVALUATORS[spec.type](split, encoder, core, **common)
             outcomes.append(outcome)
+    return outcomes
+
+
+def evaluate_task(
+    spec: TaskSpec,
+    data: TaskData,
+    encoder: Encoder,
+    core: EmbeddingCore,
+    *,
+    model: ModelSpec,
+    revision: str,
+) -> TaskOutcome:
+    started = time.perf_counter()
+    if spec.type in MTEB_NATIVE_TYPES:
+        adapter = MtebEncoderAdapter(encoder, core, prompts=model.prompts, name=model.name, revision=revision)
+        outcomes = evaluate_with_mteb(
+            mteb_task_for(spec),
+            data.splits,
+            adapter,
+            eval_splits=spec.eval_splits,
+            languages_of=spec.languages_of,
+            main_score=spec.main_score,
+            batch_size=core.batch_size,
+        )
+    else:
+        prompts = TaskPrompts.resolve(model.prompts, task_name=spec.name, task_type=spec.type)
+        outcomes = _evaluate_own(spec, data, encoder, core, prompts)
     return TaskOutcome(task_name=spec.name, splits=outcomes, evaluation_time_s=time.perf_counter() - started)
 
 
@@ -128,27 +215,41 @@ def _model_meta(model: ModelSpec, revision: str) -> dict[str, object]:
     }
 
 
-def run(config: RunConfig, registry: TaskRegistry | None = None) -> list[WrittenTask]:
-    registry = registry or default_registry()
-    specs = [registry.get(name) for name in config.tasks]
+def _load_all(
+    specs: list[TaskSpec], config: RunConfig
+) -> tuple[dict[str, TaskData], list[SkippedTask], list[MissingDataError]]:
+    """Every task's data before any encoding: malformed data stops the run here, missing data skips the task."""
+    loaded: dict[str, TaskData] = {}
+    skipped: list[SkippedTask] = []
+    errors: list[MissingDataError] = []
     for spec in specs:
-        if spec.type not in EVALUATED_TYPES:
-            raise EvalkitError(
-                f"task '{spec.name}' is of type {spec.type}, which this evalkit does not evaluate yet "
-                f"(evaluated: {', '.join(EVALUATED_TYPES)})",
-                file=spec.spec_file,
-                field="type",
-            )
+        try:
+            loaded[spec.name] = load_task_data(spec, config.data_dirs, allow_hub=config.allow_hub)
+        except MissingDataError as err:
+            skipped.append(SkippedTask(spec.name, str(err)))
+            errors.append(err)
+    return loaded, skipped, errors
+
+
+def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
+    """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped."""
+    registry = registry or default_registry()
+    specs, skipped = planned_specs(config, registry)
     model = resolve_model(config.model)
-    datasets = {spec.name: load_task_data(spec, config.data_dirs, allow_hub=config.allow_hub) for spec in specs}
+    datasets, missing, errors = _load_all(specs, config)
+    skipped += missing
+    if not datasets:
+        if len(errors) == 1:
+            raise errors[0]
+        raise MissingDataError(f"no data for any of the {len(specs)} tasks: " + " | ".join(map(str, errors)))
     encoder = load_encoder(model, device=config.device)
     core = EmbeddingCore(batch_size=config.batch_size, show_progress=config.show_progress)
     layout = ResultsLayout(config.output_dir, model.results_folder_name, results_revision(model, encoder))
     mteb_version = metadata.version("mteb")
     written = []
-    for spec in specs:
+    for spec in (s for s in specs if s.name in datasets):
         started_at = dt.datetime.now(dt.timezone.utc)
-        outcome = evaluate_task(spec, datasets[spec.name], encoder, core)
+        outcome = evaluate_task(spec, datasets[spec.name], encoder, core, model=model, revision=layout.revision)
         finished_at = dt.datetime.now(dt.timezone.utc)
         record = run_record(
             spec=spec,
@@ -169,4 +270,4 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> list[Written
             mteb_task_result(spec, outcome, mteb_version=mteb_version, finished_at=finished_at),
         )
         written.append(WrittenTask(spec=spec, result_file=layout.task_result(spec.name), outcome=outcome))
-    return written
+    return RunSummary(written=written, skipped=skipped)

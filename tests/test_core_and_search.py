@@ -7,7 +7,6 @@ import pytest
 
 from evalkit.core import EmbeddingCore
 from evalkit.core.embed import dedup, length_sorted_batches
-from evalkit.encoders.protocol import Role
 from evalkit.search.dense import exact_top_k, l2_normalized
 
 
@@ -21,8 +20,8 @@ class CountingEncoder:
         self.batches: list[int] = []
         self.vocab: dict[int, str] = {}
 
-    def prepare(self, texts: list[str], role: Role) -> list[str]:
-        return [f"q:{t}" if role == "query" else t for t in texts]
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        return [prompt + t for t in texts]
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         ids = []
@@ -63,9 +62,9 @@ def test_core_restores_order_and_encodes_each_text_once() -> None:
     assert encoder.batches == [2, 2, 1]
 
 
-def test_core_applies_the_role_instruction() -> None:
+def test_core_applies_the_prompt() -> None:
     encoder = CountingEncoder()
-    EmbeddingCore(show_progress=False).encode(encoder, ["x"], "query")
+    EmbeddingCore(show_progress=False).encode(encoder, ["x"], "query", prompt="q:")
     assert encoder.encoded == ["q:x"]
 
 

@@ -7,7 +7,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from evalkit.core import EmbeddingCore
-from evalkit.encoders.protocol import Role
 from evalkit.evaluators.retrieval import document_texts, evaluate_retrieval, ranked_doc_ids
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.records import Corpus, PairSplit, Queries, RetrievalSplit
@@ -24,8 +23,8 @@ class TableEncoder:
         self.calls = 0
         self._texts: list[str] = []
 
-    def prepare(self, texts: list[str], role: Role) -> list[str]:
-        return list(texts)
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        return [prompt + t for t in texts]
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         start = len(self._texts)

@@ -35,9 +35,12 @@ class EmbeddingCore:
     batch_size: int = 32
     show_progress: bool = True
 
-    def encode(self, encoder: Encoder, texts: list[str], role: Role, *, desc: str = "") -> np.ndarray:
-        """Vectors for ``texts`` in input order (float32, one row per input, duplicates included)."""
-        distinct, inverse = dedup(encoder.prepare(texts, role))
+    def encode(self, encoder: Encoder, texts: list[str], role: Role, *, prompt: str = "", desc: str = "") -> np.ndarray:
+        """Vectors for ``texts`` in input order (float32, one row per input, duplicates included).
+
+        ``prompt`` is the instruction already resolved for this task and role (see ``evalkit.encoders.prompts``).
+        """
+        distinct, inverse = dedup(encoder.prepare(texts, prompt))
         if not distinct:
             return np.zeros((0, 0), dtype=np.float32)
         token_ids = encoder.tokenize(distinct)

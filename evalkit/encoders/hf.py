@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.encoders.protocol import Role
 from evalkit.errors import UnknownModelError
 from evalkit.registry.models import ModelSpec
 
@@ -60,12 +59,8 @@ class HFEncoder:
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
 
-    def prepare(self, texts: list[str], role: Role) -> list[str]:
-        instruction = {
-            "query": self.spec.query_instruction,
-            "document": self.spec.passage_instruction,
-        }.get(role, "")
-        return [instruction + text for text in texts] if instruction else list(texts)
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        return [prompt + text for text in texts] if prompt else list(texts)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         encoded = self.tokenizer(

@@ -19,8 +19,8 @@ class Encoder(Protocol):
 
     name: str
 
-    def prepare(self, texts: list[str], role: Role) -> list[str]:
-        """Apply the role's instruction or prompt to raw texts."""
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        """Apply a resolved prompt (instruction) to raw texts; most models prepend it."""
         ...
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:

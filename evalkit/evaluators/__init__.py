@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
-from evalkit.records import PairSplit, RetrievalSplit, Split
+from evalkit.records import NativeSplit, PairSplit, RetrievalSplit, Split
+from evalkit.registry.tasks import MTEB_NATIVE_TYPES
 
-SPLIT_RECORD_BY_TYPE: dict[str, type] = {"Retrieval": RetrievalSplit, "STS": PairSplit}
+SPLIT_RECORD_BY_TYPE: dict[str, type] = {
+    "Retrieval": RetrievalSplit,
+    "STS": PairSplit,
+    **{task_type: NativeSplit for task_type in MTEB_NATIVE_TYPES},
+}
+OWN_EVALUATORS: dict[str, Callable[..., SplitOutcome]] = {}
+"""Evaluators for types with their own record (beyond Retrieval and STS), keyed by task type."""
 EVALUATED_TYPES = tuple(SPLIT_RECORD_BY_TYPE)
 
 
@@ -17,4 +26,4 @@ def check_split_type(task_type: str, split: Split, task_name: str) -> None:
         raise EvalkitError(f"task '{task_name}': expected {expected.__name__} data, got {type(split).__name__}")
 
 
-__all__ = ["EVALUATED_TYPES", "SplitOutcome", "TaskOutcome", "check_split_type"]
+__all__ = ["EVALUATED_TYPES", "OWN_EVALUATORS", "SplitOutcome", "TaskOutcome", "check_split_type"]

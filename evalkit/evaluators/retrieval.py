@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from evalkit.core import EmbeddingCore
+from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, trec_order
@@ -54,13 +55,18 @@ def evaluate_retrieval(
     remove_self_hits: bool,
     k_values: Sequence[int] = K_VALUES,
     corpus_vectors: np.ndarray | None = None,
+    prompts: TaskPrompts = NO_PROMPTS,
 ) -> tuple[SplitOutcome, np.ndarray]:
     """Scores of one split; also returns the corpus vectors so other splits over the same corpus reuse them."""
     started = time.perf_counter()
     if corpus_vectors is None:
-        corpus_vectors = core.encode(encoder, document_texts(split.corpus), "document", desc="corpus")
+        corpus_vectors = core.encode(
+            encoder, document_texts(split.corpus), "document", prompt=prompts.document, desc="corpus"
+        )
     corpus_done = time.perf_counter()
-    query_vectors = core.encode(encoder, split.queries.texts, "query", desc=f"{split_name} queries")
+    query_vectors = core.encode(
+        encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"{split_name} queries"
+    )
     queries_done = time.perf_counter()
     top = exact_top_k(query_vectors, corpus_vectors, max(TOP_K, *k_values))
     ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from evalkit.core import EmbeddingCore
+from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.metrics.sts import pair_similarities, sts_scores
@@ -23,10 +24,13 @@ def evaluate_sts(
     languages: tuple[str, ...],
     main_score: str,
     score_range: tuple[float, float],
+    prompts: TaskPrompts = NO_PROMPTS,
 ) -> SplitOutcome:
     started = time.perf_counter()
     # Both sides in one call: a sentence that appears on both sides (or in many pairs) is encoded once.
-    vectors = core.encode(encoder, split.texts1 + split.texts2, "symmetric", desc=f"{split_name} sentences")
+    vectors = core.encode(
+        encoder, split.texts1 + split.texts2, "symmetric", prompt=prompts.symmetric, desc=f"{split_name} sentences"
+    )
     vectors1, vectors2 = vectors[: len(split)], vectors[len(split) :]
     encoded = time.perf_counter()
     low, high = score_range

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import DataError, EvalkitError, MissingDataError
-from evalkit.records import Corpus, PairSplit, Qrels, Queries, RetrievalSplit, Split, TaskData
-from evalkit.registry.tasks import TaskSpec
+from evalkit.loaders.native import splits_to_load
+from evalkit.records import Corpus, NativeSplit, PairSplit, Qrels, Queries, RetrievalSplit, Split, TaskData
+from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec
 
 _MAX_REASON = 240
 
@@ -32,9 +33,12 @@ def load_from_hub(spec: TaskSpec) -> TaskData:
     where = hub_location(spec)
     if spec.dataset_path is None:
         raise MissingDataError(f"task '{spec.name}' names no hub dataset")
-    if spec.type not in ("Retrieval", "STS"):
-        raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}'; evalkit loads Retrieval, STS")
-    splits = _load_with_mteb(spec, where) if spec.metadata_source == "mteb" else _load_generic(spec, where)
+    if spec.type in MTEB_NATIVE_TYPES:
+        splits = _load_native(spec, where)
+    elif spec.type in ("Retrieval", "STS"):
+        splits = _load_with_mteb(spec, where) if spec.metadata_source == "mteb" else _load_generic(spec, where)
+    else:
+        raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}', which evalkit cannot load from the hub yet")
     return TaskData(task_name=spec.name, splits=splits, origin=where, source_files=[])
 
 
@@ -94,6 +98,18 @@ def _mteb_task(spec: TaskSpec, where: str) -> Any:
     task.hf_subsets = list(spec.hf_subsets)
     task.filter_eval_splits(list(spec.eval_splits))
     return task
+
+
+def _load_native(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+    """Types scored by mteb's evaluators keep mteb's own datasets (after its dataset_transform), as they are."""
+    task = _mteb_task(spec, where)
+    with _hub_errors(where):
+        task.load_data()
+    wanted = splits_to_load(task, spec.eval_splits)
+    return {
+        subset: {split: NativeSplit(dataset=_pick(task.dataset, subset, split, where)) for split in wanted}
+        for subset in spec.hf_subsets
+    }
 
 
 def _load_with_mteb(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:

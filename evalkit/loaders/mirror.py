@@ -8,9 +8,10 @@ from pathlib import Path
 
 from evalkit.errors import EvalkitError
 from evalkit.loaders.beir import load_beir_splits, require_file
+from evalkit.loaders.native import load_native_split, required_columns, splits_to_load
 from evalkit.loaders.pairs import load_pair_split
 from evalkit.records import SourceFile, Split, TaskData
-from evalkit.registry.tasks import TaskSpec
+from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec, mteb_task_for
 
 
 def mirror_candidates(spec: TaskSpec, data_dirs: Sequence[Path]) -> list[Path]:
@@ -49,6 +50,21 @@ def load_from_mirror(spec: TaskSpec, task_dir: Path) -> TaskData:
                 pairs, read_one = load_pair_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
                 splits[subset][split] = pairs
                 files.append(read_one)
+        elif spec.type in MTEB_NATIVE_TYPES:
+            splits[subset], read = _load_native(spec, folder)
+            files += read
         else:
-            raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}'; evalkit loads Retrieval, STS")
+            raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}', which the local mirror cannot hold")
     return TaskData(task_name=spec.name, splits=splits, origin=f"mirror:{task_dir}", source_files=files)
+
+
+def _load_native(spec: TaskSpec, folder: Path) -> tuple[dict[str, Split], list[SourceFile]]:
+    task = mteb_task_for(spec)
+    columns = required_columns(task)
+    splits: dict[str, Split] = {}
+    files = []
+    for split in splits_to_load(task, spec.eval_splits):
+        loaded, read = load_native_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"), columns)
+        splits[split] = loaded
+        files.append(read)
+    return splits, files

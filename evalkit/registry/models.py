@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,7 @@ _MODEL_FIELDS = {
     "pooling",
     "normalize",
     "max_length",
-    "query_instruction",
-    "passage_instruction",
+    "prompts",
     "languages",
     "embedding_dim",
     "packaged_in",
@@ -43,8 +42,7 @@ class ModelSpec:
     pooling: str = "mean"
     normalize: bool = True
     max_length: int = 512
-    query_instruction: str = ""
-    passage_instruction: str = ""
+    prompts: dict[str, str] = field(default_factory=dict)  # mteb's model_prompts format
     languages: tuple[str, ...] = ()
     embedding_dim: int | None = None
     packaged_in: str | None = None
@@ -63,9 +61,16 @@ class ModelSpec:
             "pooling": self.pooling,
             "normalize": self.normalize,
             "max_length": self.max_length,
-            "query_instruction": self.query_instruction,
-            "passage_instruction": self.passage_instruction,
+            "prompts": dict(self.prompts),
         }
+
+
+def _parse_prompts(entry: SpecMapping) -> dict[str, str]:
+    prompts = entry.get("prompts", dict, {})
+    for key, text in prompts.items():
+        if not isinstance(text, str):
+            raise entry.error("prompts", f"prompt '{key}' must be a string, got {type(text).__name__}")
+    return dict(prompts)
 
 
 def _parse_entry(name: str, entry: SpecMapping) -> ModelSpec:
@@ -80,8 +85,7 @@ def _parse_entry(name: str, entry: SpecMapping) -> ModelSpec:
         pooling=pooling,
         normalize=entry.get("normalize", bool, True),
         max_length=entry.get("max_length", int, 512),
-        query_instruction=entry.get("query_instruction", str, ""),
-        passage_instruction=entry.get("passage_instruction", str, ""),
+        prompts=_parse_prompts(entry),
         languages=entry.get_str_list("languages"),
         embedding_dim=entry.get("embedding_dim", int),
         packaged_in=entry.get("packaged_in", str),
@@ -123,6 +127,10 @@ def _settings_from_folder(folder: Path) -> dict[str, Any]:
     if modules.is_file():
         types = [m.get("type", "") for m in json.loads(modules.read_text())]
         settings["normalize"] = any(t.endswith("Normalize") for t in types)
+    st_prompts = folder / "config_sentence_transformers.json"
+    if st_prompts.is_file():
+        prompts = json.loads(st_prompts.read_text()).get("prompts") or {}
+        settings["prompts"] = {k: v for k, v in prompts.items() if isinstance(v, str) and v}
     st_config = folder / "sentence_bert_config.json"
     if st_config.is_file():
         max_length = json.loads(st_config.read_text()).get("max_seq_length")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,22 @@ from typing import Any
 from evalkit.errors import SpecError, UnknownTaskError
 from evalkit.registry.yaml_spec import read_spec_file
 
-TASK_TYPES = ("Retrieval", "STS")
-"""Task types this version of evalkit evaluates."""
+DEFAULT_MAIN_SCORE = {
+    "Retrieval": "ndcg_at_10",
+    "Reranking": "map_at_1000",
+    "STS": "cosine_spearman",
+    "PairClassification": "max_ap",
+    "Classification": "accuracy",
+    "MultilabelClassification": "accuracy",
+    "Clustering": "v_measure",
+    "BitextMining": "f1",
+    "Summarization": "cosine_spearman",
+}
+TASK_TYPES = tuple(DEFAULT_MAIN_SCORE)
+"""Task types evalkit evaluates (the main score of each is the default for a task only a spec describes)."""
 
-DEFAULT_MAIN_SCORE = {"Retrieval": "ndcg_at_10", "STS": "cosine_spearman"}
+MTEB_NATIVE_TYPES = ("Classification", "MultilabelClassification", "Clustering", "BitextMining", "Summarization")
+"""Types whose protocol (classifier, k-means, ...) is mteb's own evaluator: evalkit feeds it, never rewrites it."""
 
 _SPEC_FIELDS = {
     "name",
@@ -48,6 +61,7 @@ class TaskSpec:
     eval_splits: tuple[str, ...]
     main_score: str
     hf_subsets: tuple[str, ...] = ("default",)
+    subset_languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dataset_path: str | None = None
     dataset_revision: str | None = None
     remove_self_hits: bool = False
@@ -63,6 +77,21 @@ class TaskSpec:
     def language_codes(self) -> tuple[str, ...]:
         """ISO 639-3 codes without the script (``eng-Latn`` → ``eng``)."""
         return tuple(dict.fromkeys(lang.split("-")[0] for lang in self.languages))
+
+    def languages_of(self, hf_subset: str) -> tuple[str, ...]:
+        """The languages of one subset (a multilingual task's subsets each have their own)."""
+        return self.subset_languages.get(hf_subset, self.languages)
+
+    def restricted_to_languages(self, languages: Sequence[str]) -> TaskSpec:
+        """The same task with only the subsets in one of ``languages`` (``eng`` or ``eng-Latn``)."""
+        wanted = set(languages)
+
+        def matches(lang: str) -> bool:
+            return lang in wanted or lang.split("-")[0] in wanted
+
+        subsets = tuple(s for s in self.hf_subsets if any(matches(lang) for lang in self.languages_of(s)))
+        kept = tuple(lang for lang in self.languages if matches(lang))
+        return replace(self, hf_subsets=subsets, languages=kept)
 
 
 def builtin_tasks_dir() -> Path:
@@ -90,21 +119,43 @@ def _mteb_task(name: str) -> Any | None:
         return None
 
 
-def _mteb_metadata(name: str) -> dict[str, Any] | None:
-    task = _mteb_task(name)
+def mteb_task_for(spec: TaskSpec) -> Any:
+    """A fresh mteb task object for an mteb-defined spec, restricted to the spec's subsets and splits."""
+    import copy
+
+    task = _mteb_task(spec.name) if spec.metadata_source == "mteb" else None
     if task is None:
-        return None
+        raise SpecError(
+            f"task '{spec.name}' is of type {spec.type}, which evalkit scores with mteb's evaluator; mteb does not "
+            "know this task",
+            file=spec.spec_file,
+            field="type",
+        )
+    task = copy.copy(task)  # the cached object stays pristine; this one gets data and filters
+    task.hf_subsets = list(spec.hf_subsets)
+    task.filter_eval_splits(list(spec.eval_splits))
+    return task
+
+
+def metadata_from_mteb(task: Any) -> dict[str, Any]:
+    """TaskSpec fields from an mteb task object (possibly one a benchmark restricted to its subsets and splits)."""
     meta = task.metadata
-    languages = meta.eval_langs
-    if isinstance(languages, dict):
-        languages = [lang for langs in languages.values() for lang in langs]
+    subsets = tuple(task.hf_subsets)
+    eval_langs = meta.eval_langs
+    if isinstance(eval_langs, dict):
+        subset_languages = {s: tuple(eval_langs[s]) for s in subsets if s in eval_langs}
+        languages = [lang for s in subsets for lang in subset_languages.get(s, ())]
+    else:
+        subset_languages = {}
+        languages = list(eval_langs)
     values: dict[str, Any] = {
         "type": meta.type,
         "description": meta.description or "",
         "languages": tuple(dict.fromkeys(languages)),
-        "eval_splits": tuple(meta.eval_splits),
+        "eval_splits": tuple(task.eval_splits),  # a benchmark may keep fewer than the metadata lists
         "main_score": meta.main_score,
-        "hf_subsets": tuple(task.hf_subsets),
+        "hf_subsets": subsets,
+        "subset_languages": subset_languages,
         "dataset_path": meta.dataset["path"],
         "dataset_revision": meta.dataset.get("revision"),
         "remove_self_hits": bool(getattr(task, "ignore_identical_ids", False)),
@@ -114,15 +165,21 @@ def _mteb_metadata(name: str) -> dict[str, Any] | None:
     return values
 
 
-def parse_task_spec(path: Path) -> TaskSpec:
-    """Read one spec file and resolve it against mteb's metadata."""
+def spec_from_mteb(task: Any) -> TaskSpec:
+    """A spec for a task only mteb defines (no YAML file): its metadata, nothing overridden."""
+    return TaskSpec(name=task.metadata.name, metadata_source="mteb", **metadata_from_mteb(task))
+
+
+def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
+    """Read one spec file and resolve it against mteb's metadata (``mteb_task``: a benchmark's restricted task)."""
     spec = read_spec_file(path)
     spec.reject_unknown(_SPEC_FIELDS)
     name = spec.get("name", str, required=True)
     if path.stem != name:
         raise spec.error("name", f"must equal the file name '{path.stem}' so the registry can find it by name")
     use_mteb = spec.get("mteb", bool, True)
-    values = (_mteb_metadata(name) if use_mteb else None) or {}
+    task = (mteb_task or _mteb_task(name)) if use_mteb else None
+    values = metadata_from_mteb(task) if task is not None else {}
     source = "mteb" if values else "spec"
     overrides: list[str] = []
 
@@ -191,9 +248,14 @@ def parse_task_spec(path: Path) -> TaskSpec:
 
 @dataclass
 class TaskRegistry:
-    """All task specs found in the spec folders, by name."""
+    """Task specs by name: YAML specs in the spec folders, and every task the installed mteb defines.
+
+    ``names`` lists the spec files plus ``extra_names`` (the tasks of the named benchmarks), so listing stays
+    offline and fast; ``get`` resolves any mteb task name even when nothing lists it.
+    """
 
     spec_dirs: list[Path]
+    extra_names: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self._files: dict[str, Path] = {}
@@ -206,16 +268,24 @@ class TaskRegistry:
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._files)
+        return sorted(set(self._files) | set(self.extra_names))
 
-    def get(self, name: str) -> TaskSpec:
-        if name not in self._files:
-            close = difflib.get_close_matches(name, self._files, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise UnknownTaskError(f"unknown task '{name}'{hint}; `evalkit tasks` lists the known ones")
-        if name not in self._specs:
-            self._specs[name] = parse_task_spec(self._files[name])
-        return self._specs[name]
+    def get(self, name: str, *, mteb_task: Any | None = None) -> TaskSpec:
+        """The spec of ``name``; ``mteb_task`` (a benchmark's restricted task object) replaces mteb's default."""
+        if mteb_task is None and name in self._specs:
+            return self._specs[name]
+        if name in self._files:
+            spec = parse_task_spec(self._files[name], mteb_task)
+        else:
+            task = mteb_task if mteb_task is not None else _mteb_task(name)
+            if task is None:
+                close = difflib.get_close_matches(name, self.names, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise UnknownTaskError(f"unknown task '{name}'{hint}; `evalkit tasks` lists the known ones")
+            spec = spec_from_mteb(task)
+        if mteb_task is None:
+            self._specs[name] = spec
+        return spec
 
     def select(self, *, task_type: str | None = None, language: str | None = None) -> list[TaskSpec]:
         """Specs of the given type and language (``eng`` or ``eng-Latn``), sorted by type then name."""
