@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalkit.errors import EvalkitError
+
+if TYPE_CHECKING:
+    from evalkit.registry.tasks import TaskSpec
 
 EXIT_INCOMPLETE = 3
 """``evalkit run`` finished, but some tasks were skipped (their data was missing)."""
@@ -19,26 +23,47 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _spec_row(s: TaskSpec) -> tuple[str, ...]:
+    dataset = f"{s.dataset_path}@{(s.dataset_revision or '-')[:10]}" if s.dataset_path else str(s.data_dir)
+    languages = (
+        ",".join(s.languages) if len(s.languages) <= 3 else f"{','.join(s.languages[:3])},+{len(s.languages) - 3}"
+    )
+    return (
+        s.name,
+        s.type,
+        languages,
+        ",".join(s.eval_splits),
+        s.main_score,
+        dataset,
+        "yes" if s.remove_self_hits else "no",
+        s.metadata_source,
+    )
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from evalkit.registry.tasks import default_registry
 
-    specs = default_registry().select(task_type=args.type, language=args.lang)
-    rows = [
-        (
-            s.name,
-            s.type,
-            ",".join(s.languages),
-            ",".join(s.eval_splits),
-            s.main_score,
-            f"{s.dataset_path}@{(s.dataset_revision or '-')[:10]}" if s.dataset_path else str(s.data_dir),
-            "yes" if s.remove_self_hits else "no",
-            s.metadata_source,
-        )
-        for s in specs
-    ]
+    registry = default_registry()
+    if args.benchmark:
+        from evalkit.registry.benchmarks import get_benchmark
+
+        bench = get_benchmark(args.benchmark)
+        by_name = {t.metadata.name: registry.get(t.metadata.name, mteb_task=t) for t in bench.mteb_tasks()}
+        specs = [by_name[name] for name in bench.task_names if name in by_name]
+        if args.type:
+            specs = [s for s in specs if s.type.lower() == args.type.lower()]
+        if args.lang:
+            specs = [s for s in specs if args.lang in s.languages or args.lang in s.language_codes]
+        rows = [_spec_row(s) for s in specs]
+        rows += [
+            (name, kind, "", "", "", f"not in mteb: {why}", "", "") for name, (kind, why) in bench.not_in_mteb.items()
+        ]
+        title = f"{bench.name}" + (f" (aliases: {', '.join(bench.aliases)})" if bench.aliases else "")
+        print(title)
+    else:
+        rows = [_spec_row(s) for s in registry.select(task_type=args.type, language=args.lang)]
     _print_table(
-        ("task", "type", "languages", "splits", "main score", "dataset", "self-hits removed", "metadata"),
-        rows,
+        ("task", "type", "languages", "splits", "main score", "dataset", "self-hits removed", "metadata"), rows
     )
     print(f"\n{len(rows)} tasks")
     return 0
@@ -99,7 +124,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = [score_row(w.result_file, registry) for w in summary.written]
     print(format_table(rows, model=args.model))
     if summary.written:
-        print(f"\nresults: {summary.written[0].result_file.parent}")
+        revision_dir = summary.written[0].result_file.parent
+        print(f"\nresults: {revision_dir}")
+        if args.benchmark:
+            print(_benchmark_summary(revision_dir, args.benchmark))
     if summary.skipped:
         print(f"\nskipped {len(summary.skipped)} task(s):", file=sys.stderr)
         for task in summary.skipped:
@@ -112,6 +140,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             return EXIT_INCOMPLETE
     return 0
+
+
+def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
+    from evalkit.results.benchmark_scores import benchmark_scores
+
+    scores = benchmark_scores(revision_dir, benchmark)
+
+    def fmt(value: float | None) -> str:
+        return "missing" if value is None else f"{100 * value:.2f}"
+
+    lines = [f"\n{scores.benchmark}: mean over tasks {fmt(scores.mean)}"]
+    lines += [f"  {task_type}: {fmt(value)}" for task_type, value in sorted(scores.per_type.items())]
+    if scores.missing:
+        lines.append(f"  missing ({len(scores.missing)}): {', '.join(scores.missing)}")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_p = sub.add_parser("tasks", help="list the known tasks")
     tasks_p.add_argument("--type", help="Retrieval, STS, ...")
     tasks_p.add_argument("--lang", help="a language code: eng or eng-Latn")
+    tasks_p.add_argument("--benchmark", help='only the tasks of a benchmark, e.g. "MTEB(cmn, v1)", C-MTEB, BEIR')
     tasks_p.set_defaults(func=cmd_tasks)
 
     models_p = sub.add_parser("models", help="list the model registry")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from evalkit.core import EmbeddingCore
 from evalkit.encoders import load_encoder
@@ -39,7 +40,7 @@ from evalkit.registry.tasks import (
 from evalkit.results.atomic import write_json, write_jsonl_gz
 from evalkit.results.layout import ResultsLayout
 from evalkit.results.run_record import run_record
-from evalkit.results.task_result import mteb_task_result, per_item_rows
+from evalkit.results.task_result import mteb_task_result, per_item_rows, write_aggregate_result
 
 
 def default_data_dirs() -> list[Path]:
@@ -106,19 +107,36 @@ def results_revision(model: ModelSpec, encoder: Encoder) -> str:
     return f"local-{weights[:12]}" if weights else "no_revision_available"
 
 
-def planned_specs(config: RunConfig, registry: TaskRegistry) -> tuple[list[TaskSpec], list[SkippedTask]]:
-    """The specs a run evaluates: the named tasks, then the benchmark's (restricted to its splits and subsets)."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run evaluates: task specs, tasks skipped up front, and aggregates to combine after their members."""
+
+    specs: list[TaskSpec]
+    skipped: list[SkippedTask]
+    aggregates: dict[str, tuple[Any, tuple[str, ...]]]  # name → (mteb aggregate task, member task names)
+
+
+def plan_run(config: RunConfig, registry: TaskRegistry) -> RunPlan:
+    """The named tasks, then the benchmark's, each restricted to the benchmark's splits and subsets."""
     specs = [registry.get(name) for name in config.tasks]
+    skipped: list[SkippedTask] = []
+    aggregates: dict[str, tuple[Any, tuple[str, ...]]] = {}
     if config.benchmark is not None:
         from evalkit.registry.benchmarks import get_benchmark
 
-        for task in get_benchmark(config.benchmark).mteb_tasks():
-            for subtask in getattr(task, "tasks", None) or [task]:  # an aggregate (CQADupStack) runs its parts
-                specs.append(registry.get(subtask.metadata.name, mteb_task=subtask))
+        bench = get_benchmark(config.benchmark)
+        skipped += [SkippedTask(name, f"not in mteb: {why}") for name, (_, why) in bench.not_in_mteb.items()]
+        for task in bench.mteb_tasks():
+            name = task.metadata.name
+            if name in bench.aggregates:  # CQADupStack: run its forums, then combine them as mteb does
+                members = bench.member_tasks(name)
+                aggregates[name] = (task, tuple(m.metadata.name for m in members))
+                specs += [registry.get(m.metadata.name, mteb_task=m) for m in members]
+            else:
+                specs.append(registry.get(name, mteb_task=task))
     specs = list({spec.name: spec for spec in specs}.values())
     if not specs:
         raise EvalkitError("nothing to run: name tasks (--tasks) or a benchmark (--benchmark)")
-    skipped = []
     if config.languages:
         restricted = []
         for spec in specs:
@@ -136,7 +154,7 @@ def planned_specs(config: RunConfig, registry: TaskRegistry) -> tuple[list[TaskS
                 file=spec.spec_file,
                 field="type",
             )
-    return specs, skipped
+    return RunPlan(specs=specs, skipped=skipped, aggregates=aggregates)
 
 
 def _evaluate_own(
@@ -234,7 +252,8 @@ def _load_all(
 def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped."""
     registry = registry or default_registry()
-    specs, skipped = planned_specs(config, registry)
+    plan = plan_run(config, registry)
+    specs, skipped = plan.specs, list(plan.skipped)
     model = resolve_model(config.model)
     datasets, missing, errors = _load_all(specs, config)
     skipped += missing
@@ -270,4 +289,8 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             mteb_task_result(spec, outcome, mteb_version=mteb_version, finished_at=finished_at),
         )
         written.append(WrittenTask(spec=spec, result_file=layout.task_result(spec.name), outcome=outcome))
+    done = {w.spec.name for w in written}
+    for aggregate_task, members in plan.aggregates.values():
+        if set(members) <= done:
+            write_aggregate_result(layout, aggregate_task, members)
     return RunSummary(written=written, skipped=skipped)

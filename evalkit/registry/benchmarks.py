@@ -15,12 +15,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mteb.abstasks.abstask import AbsTask
-
 from evalkit.errors import SpecError, UnknownTaskError
 from evalkit.registry.tasks import task_spec_dirs
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
+
+if TYPE_CHECKING:
+    from mteb.abstasks.abstask import AbsTask
 
 MTEB_BENCHMARKS: dict[str, tuple[str, ...]] = {
     "MTEB(eng, v1)": (),
@@ -260,3 +260,15 @@ def get_benchmark(name: str) -> Benchmark:
     close = [labels[c] for c in difflib.get_close_matches(name.lower(), labels, n=3, cutoff=0.5)]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise UnknownTaskError(f"unknown benchmark '{name}'; {hint}known: {', '.join(b.name for b in benchmarks)}")
+
+
+def benchmark_task_names() -> tuple[str, ...]:
+    """Every task a named benchmark runs (aggregates and their members), for listing: mteb tasks only."""
+    names: dict[str, None] = {}
+    for bench in list_benchmarks():
+        for name in bench.task_names:
+            if name not in bench.not_in_mteb:
+                names[name] = None
+        for members in bench.aggregates.values():
+            names.update(dict.fromkeys(members))
+    return tuple(names)

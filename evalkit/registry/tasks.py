@@ -298,4 +298,7 @@ class TaskRegistry:
 
 
 def default_registry() -> TaskRegistry:
-    return TaskRegistry(task_spec_dirs())
+    """The spec files, plus every task of the named benchmarks (MTEB(eng, v1/v2), MTEB(cmn, v1), BEIR)."""
+    from evalkit.registry.benchmarks import benchmark_task_names  # benchmarks build on this module
+
+    return TaskRegistry(task_spec_dirs(), benchmark_task_names())

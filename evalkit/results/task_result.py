@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import DataError
 from evalkit.evaluators.outcome import TaskOutcome
 from evalkit.registry.tasks import TaskSpec
+from evalkit.results.atomic import write_json
+from evalkit.results.layout import ResultsLayout
 
 MTEB_SCORE_DECIMALS = 6  # mteb's TaskResult.to_disk rounds every score to 6 decimals
 
@@ -64,3 +67,16 @@ def read_task_result(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"cannot read task result: {err}", file=path) from None
+
+
+def write_aggregate_result(layout: ResultsLayout, aggregate_task: Any, member_names: Sequence[str]) -> Path:
+    """The aggregate's TaskResult (CQADupstackRetrieval from its 12 forums), combined by mteb's own rule."""
+    import mteb
+
+    members = [mteb.TaskResult.from_disk(layout.task_result(name)) for name in member_names]
+    combined = aggregate_task.combine_task_results(members)
+    obj = json.loads(combined.model_dump_json())
+    obj["date"] = combined.date.timestamp() if combined.date else None
+    path = layout.task_result(aggregate_task.metadata.name)
+    write_json(path, obj)
+    return path
