@@ -115,7 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dirs=args.data_dir or default_data_dirs(),
         output_dir=args.output,
         batch_size=args.batch_size,
+        token_budget=args.token_budget,
         device=args.device,
+        precision=args.precision,
         allow_hub=not args.no_hub,
         show_progress=not args.quiet,
         command=["evalkit", *sys.argv[1:]],
@@ -183,8 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="local mirror holding <TaskName>/ folders (repeatable; default: $EVALKIT_DATA_DIR)",
     )
     run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
-    run_p.add_argument("--batch-size", type=int, default=32)
-    run_p.add_argument("--device", default="cpu")
+    run_p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward pass (default 8192)")
+    run_p.add_argument("--batch-size", type=int, help="fixed texts per batch instead of a token budget")
+    run_p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    run_p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="fp32 (faithful, default); bf16 on AMX CPUs and GPUs; fp16 on GPUs",
+    )
     run_p.add_argument("--no-hub", action="store_true", help="never fall back to the Hugging Face hub")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
     run_p.set_defaults(func=cmd_run)

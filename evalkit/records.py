@@ -58,9 +58,6 @@ class PairSplit:
         return len(self.texts1)
 
 
-Split = RetrievalSplit | PairSplit
-
-
 @dataclass(frozen=True)
 class SourceFile:
     """A file a loader read, with its checksum, so a result can say exactly which data produced it."""
@@ -121,3 +118,7 @@ class RerankingSplit:
 
     def __len__(self) -> int:
         return len(self.queries)
+
+
+Split = RetrievalSplit | PairSplit | PairLabelSplit | RerankingSplit | NativeSplit
+"""Any one split a loader gives; which one follows from the task type (``evalkit.evaluators``)."""

@@ -65,8 +65,10 @@ class RunConfig:
     languages: Sequence[str] = ()  # keep only subsets in these languages (eng or eng-Latn)
     data_dirs: Sequence[Path] = field(default_factory=default_data_dirs)
     output_dir: Path = Path("results")
-    batch_size: int = 32
+    batch_size: int | None = None  # fixed-count batches; None: batches by token budget
+    token_budget: int = 8192
     device: str = "cpu"
+    precision: str = "fp32"
     allow_hub: bool = True
     show_progress: bool = True
     command: list[str] | None = None
@@ -210,7 +212,7 @@ def evaluate_task(
             eval_splits=spec.eval_splits,
             languages_of=spec.languages_of,
             main_score=spec.main_score,
-            batch_size=core.batch_size,
+            batch_size=core.batch_size or 32,
         )
     else:
         prompts = TaskPrompts.resolve(model.prompts, task_name=spec.name, task_type=spec.type)
@@ -261,9 +263,14 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
         if len(errors) == 1:
             raise errors[0]
         raise MissingDataError(f"no data for any of the {len(specs)} tasks: " + " | ".join(map(str, errors)))
-    encoder = load_encoder(model, device=config.device)
-    core = EmbeddingCore(batch_size=config.batch_size, show_progress=config.show_progress)
-    layout = ResultsLayout(config.output_dir, model.results_folder_name, results_revision(model, encoder))
+    encoder = load_encoder(model, device=config.device, precision=config.precision)
+    core = EmbeddingCore(
+        token_budget=config.token_budget, batch_size=config.batch_size, show_progress=config.show_progress
+    )
+    revision = results_revision(model, encoder)
+    if config.precision != "fp32":  # reduced-precision scores never overwrite the faithful fp32 ones
+        revision = f"{revision}-{config.precision}"
+    layout = ResultsLayout(config.output_dir, model.results_folder_name, revision)
     mteb_version = metadata.version("mteb")
     written = []
     for spec in (s for s in specs if s.name in datasets):
@@ -275,7 +282,13 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             data=datasets[spec.name],
             outcome=outcome,
             model_fingerprint=encoder.fingerprint(),
-            run_settings={"batch_size": config.batch_size, "device": config.device},
+            run_settings={
+                "batch_size": config.batch_size,
+                "token_budget": config.token_budget,
+                "device": config.device,
+                "precision": config.precision,
+                "embedding_stats": dict(core.stats),
+            },
             started_at=started_at,
             finished_at=finished_at,
             command=config.command or sys.argv,

@@ -353,6 +353,37 @@ def test_beir_layout_with_top_ranked_loads_the_same_split(tmp_path: Path) -> Non
     assert loaded["test"] == split
     assert len(files) == 4
 
+    # A judged query without a top_ranked line: no candidates, scored 0 by both (mteb warns and skips it).
+    write_jsonl(folder / "top_ranked" / "test.jsonl", top[:-1])
+    short = load_reranking_splits(folder, ["test"])[0]["test"]
+    assert short.candidates[-1] == [] and short.queries.ids == split.queries.ids
+    table = vector_table(reranking_texts(short), 2)
+    outcome = evaluate_reranking(
+        short,
+        TableEncoder(table),
+        core(),
+        split_name="test",
+        hf_subset="default",
+        languages=(),
+        main_score="map_at_1000",
+    )
+    assert outcome.per_item.values["map_at_1000"][-1] == 0.0
+    task = mteb.get_task("SciDocsRR")
+    task.dataset = {
+        "default": {
+            "test": RetrievalSplitData(
+                corpus=Dataset.from_dict(
+                    {"id": short.corpus.ids, "title": short.corpus.titles, "text": short.corpus.texts}
+                ),
+                queries=Dataset.from_dict({"id": short.queries.ids, "text": short.queries.texts}),
+                relevant_docs={q: dict(j) for q, j in short.qrels.items()},
+                top_ranked={t["query-id"]: t["corpus-ids"] for t in top[:-1]},
+            )
+        }
+    }
+    task.data_loaded = True
+    assert_same_scores(outcome.scores, run_mteb(task, table), not_reproduced="nauc")
+
 
 def test_max_over_subqueries_equals_mteb() -> None:
     """MindSmallReranking: subqueries ``<user>_<n>`` share their candidates' judgements and are merged by max."""

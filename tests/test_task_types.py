@@ -135,3 +135,35 @@ def test_partial_run_skips_missing_tasks(mirror: Path, tmp_path: Path, capsys: p
     assert (tmp_path / "a" / RESULTS / "BIOSSES.json").is_file()
     assert not (tmp_path / "a" / RESULTS / "STS17.json").exists()
     assert main([*args, "--output", str(tmp_path / "b"), "--allow-missing"]) == 0
+
+
+def test_pair_classification(tmp_path: Path) -> None:
+    rows = [
+        {"sentence1": "How do I reset my password?", "sentence2": "How can I change my password?", "labels": 1},
+        {"sentence1": "The app crashes on start", "sentence2": "Application crashes when launched", "labels": 1},
+        {"sentence1": "How do I reset my password?", "sentence2": "Where is the nearest train station?", "labels": 0},
+        {"sentence1": "The app crashes on start", "sentence2": "I like chocolate cake", "labels": 0},
+    ]
+    write_jsonl(tmp_path / "data" / "SprintDuplicateQuestions" / "test.jsonl", rows)
+    assert run("SprintDuplicateQuestions", tmp_path / "data", tmp_path / "out") == 0
+    scores = load(tmp_path / "out", "SprintDuplicateQuestions").scores["test"][0]
+    assert scores["main_score"] == scores["max_ap"] == 1.0  # the model separates these perfectly
+
+
+def test_reranking(tmp_path: Path) -> None:
+    rows = [
+        {
+            "query": "neural networks for image recognition",
+            "positive": ["Deep convolutional networks classify images"],
+            "negative": ["A history of medieval trade routes", "Soil chemistry of wetlands"],
+        },
+        {
+            "query": "climate change and sea level",
+            "positive": ["Rising oceans caused by global warming"],
+            "negative": ["Deep convolutional networks classify images", "Opera in the nineteenth century"],
+        },
+    ]
+    write_jsonl(tmp_path / "data" / "SciDocsRR" / "test.jsonl", rows)
+    assert run("SciDocsRR", tmp_path / "data", tmp_path / "out") == 0
+    scores = load(tmp_path / "out", "SciDocsRR").scores["test"][0]
+    assert scores["main_score"] == scores["map_at_1000"] == 1.0

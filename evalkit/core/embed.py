@@ -1,18 +1,29 @@
-"""The embedding core: dedup, tokenize once, sort by length, batch, restore the input order.
+"""The embedding core: dedup, cache lookup, tokenize, token-budget batches, restore the input order.
 
-Sorting by length keeps padding (wasted compute) small; dedup means a text that appears twice — a corpus shared
-by splits, a sentence in many STS pairs — is encoded once. Later versions add token budgets, caching, precision
-and devices here, once, for every adapter.
+Every encoder goes through here, so speed work lands once for all of them:
+- a text that appears twice (a corpus shared by splits, a sentence in many STS pairs) is encoded once;
+- texts already in the embedding cache are not encoded at all, and new vectors are written to it chunk by chunk,
+  so a killed run loses at most the chunk it was in;
+- the next chunk is tokenized in a background thread while the model works on the current one;
+- batches are sized by a budget of padded tokens over length-sorted texts, and an out-of-memory error halves the
+  budget and retries instead of failing the run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from evalkit.core.batching import fixed_size_batches, token_budget_batches
 from evalkit.encoders.protocol import Encoder, Role
+
+logger = logging.getLogger(__name__)
 
 
 def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -23,17 +34,50 @@ def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first (so a memory error shows up at once)."""
-    order = np.argsort(-lengths, kind="stable")
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    """Indices grouped into batches of similar length, longest first (kept for callers of the first version)."""
+    return fixed_size_batches(lengths, batch_size)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, a host MemoryError, or torch's CPU allocator giving up."""
+    if isinstance(err, MemoryError):
+        return True
+    message = str(err).lower()
+    return "out of memory" in message or "can't allocate memory" in message or "cannot allocate memory" in message
+
+
+class VectorStore(Protocol):
+    """Where the core keeps vectors between runs (see ``evalkit.cache``): lookup by text, add by chunk."""
+
+    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(vectors of the hits in order, boolean hit mask over ``texts``)."""
+        ...
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Store one finished chunk durably (atomically)."""
+        ...
+
+
+class VectorStoreFactory(Protocol):
+    def namespace(self, fingerprint: dict[str, object], *, role: str, prompt: str) -> VectorStore: ...
 
 
 @dataclass
 class EmbeddingCore:
-    """Turns texts into vectors through any encoder adapter."""
+    """Turns texts into vectors through any encoder adapter.
 
-    batch_size: int = 32
+    ``token_budget`` bounds the padded tokens of one forward pass; ``batch_size``, when set, makes fixed-count
+    batches instead (as sentence-transformers does), for comparisons. ``chunk_size`` is the unit of cache writes
+    and of tokenization overlap.
+    """
+
+    token_budget: int = 8192
+    max_batch_size: int = 256
+    batch_size: int | None = None
+    chunk_size: int = 4096
     show_progress: bool = True
+    cache: VectorStoreFactory | None = None
+    stats: dict[str, int] = field(default_factory=lambda: {"encoded": 0, "cached": 0, "oom_retries": 0})
 
     def encode(self, encoder: Encoder, texts: list[str], role: Role, *, prompt: str = "", desc: str = "") -> np.ndarray:
         """Vectors for ``texts`` in input order (float32, one row per input, duplicates included).
@@ -43,22 +87,92 @@ class EmbeddingCore:
         distinct, inverse = dedup(encoder.prepare(texts, prompt))
         if not distinct:
             return np.zeros((0, 0), dtype=np.float32)
-        token_ids = encoder.tokenize(distinct)
-        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        batches = length_sorted_batches(lengths, self.batch_size)
-        vectors: np.ndarray | None = None
-        progress = tqdm(
-            total=len(distinct),
-            desc=desc or f"encoding {role}s",
-            unit="text",
-            disable=None if self.show_progress else True,  # None: shown on a terminal, silent in logs
-        )
-        with progress:
-            for batch in batches:
-                batch_vectors = encoder.embed_batch([token_ids[i] for i in batch])
-                if vectors is None:
-                    vectors = np.empty((len(distinct), batch_vectors.shape[1]), dtype=np.float32)
-                vectors[batch] = batch_vectors
-                progress.update(len(batch))
-        assert vectors is not None
+        store = self.cache.namespace(encoder.fingerprint(), role=role, prompt=prompt) if self.cache else None
+        vectors = self._vectors(encoder, distinct, store, desc=desc or f"encoding {role}s")
         return vectors[inverse]
+
+    def _vectors(self, encoder: Encoder, distinct: list[str], store: VectorStore | None, *, desc: str) -> np.ndarray:
+        hits, hit_mask = store.lookup(distinct) if store is not None else (None, np.zeros(len(distinct), dtype=bool))
+        missing = np.flatnonzero(~hit_mask)
+        self.stats["cached"] += len(distinct) - len(missing)
+        self.stats["encoded"] += len(missing)
+        out: np.ndarray | None = None
+        if hits is not None and len(hits):
+            out = np.empty((len(distinct), hits.shape[1]), dtype=np.float32)
+            out[hit_mask] = hits
+        progress = tqdm(total=len(missing), desc=desc, unit="text", disable=None if self.show_progress else True)
+        with progress:
+            for chunk, chunk_vectors in self._encode_chunks(encoder, [distinct[i] for i in missing], missing):
+                if out is None:
+                    out = np.empty((len(distinct), chunk_vectors.shape[1]), dtype=np.float32)
+                out[chunk] = chunk_vectors
+                if store is not None:
+                    store.add([distinct[i] for i in chunk], chunk_vectors)
+                progress.update(len(chunk))
+        assert out is not None
+        return out
+
+    def _encode_chunks(
+        self, encoder: Encoder, texts: list[str], positions: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions, vectors) per chunk; the next chunk is tokenized while this one is encoded."""
+        starts = range(0, len(texts), self.chunk_size)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-tokenize") as pool:
+            pending: Future[list[list[int]]] | None = None
+            for number, start in enumerate(starts):
+                if pending is None:
+                    pending = pool.submit(encoder.tokenize, texts[start : start + self.chunk_size])
+                token_ids = pending.result()
+                following = start + self.chunk_size
+                pending = (
+                    pool.submit(encoder.tokenize, texts[following : following + self.chunk_size])
+                    if number + 1 < len(starts)
+                    else None
+                )
+                yield positions[start : start + len(token_ids)], self._encode_tokenized(encoder, token_ids)
+
+    def _encode_tokenized(self, encoder: Encoder, token_ids: list[list[int]]) -> np.ndarray:
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        if self.batch_size is not None:
+            batches = fixed_size_batches(lengths, self.batch_size)
+        else:
+            batches = token_budget_batches(lengths, self.token_budget, self.max_batch_size)
+        vectors: np.ndarray | None = None
+        for batch in batches:
+            batch_vectors = self._embed_with_backoff(encoder, [token_ids[i] for i in batch])
+            if vectors is None:
+                vectors = np.empty((len(token_ids), batch_vectors.shape[1]), dtype=np.float32)
+            vectors[batch] = batch_vectors
+        assert vectors is not None
+        return vectors
+
+    def _embed_with_backoff(self, encoder: Encoder, batch: list[list[int]]) -> np.ndarray:
+        """One forward pass; on out-of-memory, halve the budget for the rest of the run and split this batch."""
+        try:
+            return encoder.embed_batch(batch)
+        except (MemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err) or len(batch) == 1:
+                raise
+            _release_device_memory()
+            self.stats["oom_retries"] += 1
+            self.token_budget = max(1, self.token_budget // 2)
+            if self.batch_size is not None:
+                self.batch_size = max(1, self.batch_size // 2)
+            logger.warning("out of memory on a batch of %d; token budget now %d", len(batch), self.token_budget)
+            half = len(batch) // 2
+            return np.concatenate(
+                [self._embed_with_backoff(encoder, batch[:half]), self._embed_with_backoff(encoder, batch[half:])]
+            )
+
+
+def _release_device_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency; adapters without it still work
+        pass
+
+
+__all__ = ["EmbeddingCore", "dedup", "is_out_of_memory", "length_sorted_batches"]

@@ -7,10 +7,10 @@ from evalkit.errors import UnknownModelError
 from evalkit.registry.models import ModelSpec
 
 
-def load_encoder(spec: ModelSpec, *, device: str = "cpu") -> Encoder:
+def load_encoder(spec: ModelSpec, *, device: str = "cpu", precision: str = "fp32") -> Encoder:
     """Instantiate the adapter a model spec names. Adapters import lazily: torch loads only when needed."""
     if spec.adapter == "hf":
         from evalkit.encoders.hf import HFEncoder
 
-        return HFEncoder(spec, device=device)
+        return HFEncoder(spec, device=device, precision=precision)
     raise UnknownModelError(f"model '{spec.name}' names an unknown adapter '{spec.adapter}'", field="adapter")

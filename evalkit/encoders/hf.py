@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.errors import UnknownModelError
+from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
 
@@ -32,15 +32,29 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-class HFEncoder:
-    """A transformers encoder with sentence-transformers-style pooling."""
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def __init__(self, spec: ModelSpec, *, device: str = "cpu") -> None:
+
+class HFEncoder:
+    """A transformers encoder with sentence-transformers-style pooling.
+
+    ``precision``: fp32 (the faithful default), or bf16/fp16. On a GPU the reduced precision comes from autocast
+    (weights stay fp32, matrix products run in half precision); on a CPU the weights are cast to bf16, which
+    oneDNN runs on AMX where the processor has it. Pooling and normalisation are always computed in fp32.
+    """
+
+    def __init__(self, spec: ModelSpec, *, device: str = "cpu", precision: str = "fp32") -> None:
         if spec.local_path is None:
             raise UnknownModelError(f"model '{spec.name}' has no local weights")
+        if precision not in PRECISIONS:
+            raise EvalkitError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})", field="precision")
         self.spec = spec
         self.name = spec.name
+        self.precision = precision
         self.device = torch.device(device)
+        if self.device.type == "cpu" and precision == "fp16":
+            raise EvalkitError("fp16 needs a GPU; on a CPU use --precision bf16", field="precision")
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
@@ -56,6 +70,9 @@ class HFEncoder:
         except (OSError, ValueError) as err:
             raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
         self.model.eval().to(self.device)
+        self._autocast = self.device.type == "cuda" and precision != "fp32"
+        if self.device.type == "cpu" and precision == "bf16":
+            self.model.to(torch.bfloat16)
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
 
@@ -84,7 +101,8 @@ class HFEncoder:
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-        hidden = self.model(**inputs).last_hidden_state
+        with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
+            hidden = self.model(**inputs).last_hidden_state.float()
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -104,5 +122,6 @@ class HFEncoder:
             "model": self.name,
             "revision": self.spec.revision,
             "weights_sha256": self._weights_sha256,
+            "precision": self.precision,
             **self.spec.settings(),
         }

@@ -6,16 +6,23 @@ from collections.abc import Callable
 
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
-from evalkit.records import NativeSplit, PairSplit, RetrievalSplit, Split
+from evalkit.evaluators.pair_classification import evaluate_pair_classification
+from evalkit.evaluators.reranking import evaluate_reranking
+from evalkit.records import NativeSplit, PairLabelSplit, PairSplit, RerankingSplit, RetrievalSplit, Split
 from evalkit.registry.tasks import MTEB_NATIVE_TYPES
 
 SPLIT_RECORD_BY_TYPE: dict[str, type] = {
     "Retrieval": RetrievalSplit,
     "STS": PairSplit,
+    "PairClassification": PairLabelSplit,
+    "Reranking": RerankingSplit,
     **{task_type: NativeSplit for task_type in MTEB_NATIVE_TYPES},
 }
-OWN_EVALUATORS: dict[str, Callable[..., SplitOutcome]] = {}
-"""Evaluators for types with their own record (beyond Retrieval and STS), keyed by task type."""
+OWN_EVALUATORS: dict[str, Callable[..., SplitOutcome]] = {
+    "PairClassification": evaluate_pair_classification,
+    "Reranking": evaluate_reranking,
+}
+"""Evaluators with the common signature, for the types evalkit scores itself besides Retrieval and STS."""
 EVALUATED_TYPES = tuple(SPLIT_RECORD_BY_TYPE)
 
 

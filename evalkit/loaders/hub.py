@@ -17,7 +17,18 @@ import numpy as np
 
 from evalkit.errors import DataError, EvalkitError, MissingDataError
 from evalkit.loaders.native import splits_to_load
-from evalkit.records import Corpus, NativeSplit, PairSplit, Qrels, Queries, RetrievalSplit, Split, TaskData
+from evalkit.records import (
+    Corpus,
+    NativeSplit,
+    PairLabelSplit,
+    PairSplit,
+    Qrels,
+    Queries,
+    RerankingSplit,
+    RetrievalSplit,
+    Split,
+    TaskData,
+)
 from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec
 
 _MAX_REASON = 240
@@ -35,6 +46,8 @@ def load_from_hub(spec: TaskSpec) -> TaskData:
         raise MissingDataError(f"task '{spec.name}' names no hub dataset")
     if spec.type in MTEB_NATIVE_TYPES:
         splits = _load_native(spec, where)
+    elif spec.type in ("PairClassification", "Reranking") and spec.metadata_source == "mteb":
+        splits = _load_with_mteb(spec, where)
     elif spec.type in ("Retrieval", "STS"):
         splits = _load_with_mteb(spec, where) if spec.metadata_source == "mteb" else _load_generic(spec, where)
     else:
@@ -120,6 +133,8 @@ def _load_with_mteb(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
         if convert is not None:  # retrieval tasks that override load_data still fill the v1 attributes
             convert(num_proc=None)
     columns = ("sentence1", "sentence2")
+    if spec.type == "PairClassification":
+        columns = (task.input1_column_name, task.input2_column_name)
     if spec.type == "STS":
         columns = tuple(task.column_names)
         if not all(isinstance(c, str) for c in columns):
@@ -131,6 +146,10 @@ def _load_with_mteb(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
             data = _pick(task.dataset, subset, split, where)
             if spec.type == "Retrieval":
                 splits[subset][split] = _retrieval_split(data, where)
+            elif spec.type == "Reranking":
+                splits[subset][split] = _reranking_split(data, where)
+            elif spec.type == "PairClassification":
+                splits[subset][split] = _pair_label_split(data, *columns, task.label_column_name, where)
             else:
                 splits[subset][split] = _pair_split(data, columns[0], columns[1], where)
     return splits
@@ -265,4 +284,30 @@ def _pair_split(dataset: Any, column1: str, column2: str, where: str) -> PairSpl
         texts1=_strings(cols[column1], where, "split", column1),
         texts2=_strings(cols[column2], where, "split", column2),
         scores=scores,
+    )
+
+
+def _reranking_split(data: Mapping[str, Any], where: str) -> RerankingSplit:
+    """mteb 2 holds reranking as retrieval data plus ``top_ranked``: each query's candidate doc ids."""
+    base = _retrieval_split({**data, "top_ranked": None}, where)
+    top_ranked = data.get("top_ranked") or {}
+    candidates = [[str(doc_id) for doc_id in top_ranked.get(query_id, [])] for query_id in base.queries.ids]
+    return RerankingSplit(queries=base.queries, candidates=candidates, corpus=base.corpus, qrels=base.qrels)
+
+
+def _pair_label_split(dataset: Any, column1: str, column2: str, label_column: str, where: str) -> PairLabelSplit:
+    """Pairs and 0/1 labels; mteb's older datasets hold a whole split as one row of lists, which is flattened."""
+    cols = _columns(dataset, [column1, column2, label_column], where, "split")
+    if cols[column1] and isinstance(cols[column1][0], list):
+        cols = {name: [item for row in values for item in row] for name, values in cols.items()}
+    try:
+        labels = np.asarray(cols[label_column], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError("expected 0/1 labels", file=where, field=label_column) from None
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError("expected 0/1 labels", file=where, field=label_column)
+    return PairLabelSplit(
+        texts1=_strings(cols[column1], where, "split", column1),
+        texts2=_strings(cols[column2], where, "split", column2),
+        labels=labels,
     )

@@ -9,7 +9,9 @@ from pathlib import Path
 from evalkit.errors import EvalkitError
 from evalkit.loaders.beir import load_beir_splits, require_file
 from evalkit.loaders.native import load_native_split, required_columns, splits_to_load
+from evalkit.loaders.pair_labels import load_pair_label_split
 from evalkit.loaders.pairs import load_pair_split
+from evalkit.loaders.reranking import load_reranking_splits
 from evalkit.records import SourceFile, Split, TaskData
 from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec, mteb_task_for
 
@@ -50,6 +52,16 @@ def load_from_mirror(spec: TaskSpec, task_dir: Path) -> TaskData:
                 pairs, read_one = load_pair_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
                 splits[subset][split] = pairs
                 files.append(read_one)
+        elif spec.type == "PairClassification":
+            splits[subset] = {}
+            for split in spec.eval_splits:
+                pairs, read_one = load_pair_label_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
+                splits[subset][split] = pairs
+                files.append(read_one)
+        elif spec.type == "Reranking":
+            reranking, read = load_reranking_splits(folder, spec.eval_splits)
+            splits[subset] = dict(reranking)
+            files += read
         elif spec.type in MTEB_NATIVE_TYPES:
             splits[subset], read = _load_native(spec, folder)
             files += read
