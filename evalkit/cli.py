@@ -118,6 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_budget=args.token_budget,
         device=args.device,
         precision=args.precision,
+        use_cache=not args.no_cache,
+        cache_dir=args.cache_dir,
         allow_hub=not args.no_hub,
         show_progress=not args.quiet,
         command=["evalkit", *sys.argv[1:]],
@@ -130,6 +132,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nresults: {revision_dir}")
         if args.benchmark:
             print(_benchmark_summary(revision_dir, args.benchmark))
+    stats = summary.embedding_stats
+    if summary.cache is not None:
+        size = summary.cache.size()
+        print(
+            f"embeddings: {stats.get('encoded', 0):,} texts encoded, {stats.get('cached', 0):,} read from the cache "
+            f"({summary.cache.store}: {size.entries:,} vectors, {size.bytes / 2**20:.1f} MiB)"
+        )
     if summary.skipped:
         print(f"\nskipped {len(summary.skipped)} task(s):", file=sys.stderr)
         for task in summary.skipped:
@@ -196,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("--no-hub", action="store_true", help="never fall back to the Hugging Face hub")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    run_p.add_argument(
+        "--cache-dir", type=Path, help="embedding cache folder (default: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit)"
+    )
     run_p.set_defaults(func=cmd_run)
 
     tasks_p = sub.add_parser("tasks", help="list the known tasks")

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
 from evalkit.encoders import load_encoder
 from evalkit.encoders.prompts import TaskPrompts
@@ -69,6 +70,8 @@ class RunConfig:
     token_budget: int = 8192
     device: str = "cpu"
     precision: str = "fp32"
+    use_cache: bool = True
+    cache_dir: Path | None = None  # None: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit
     allow_hub: bool = True
     show_progress: bool = True
     command: list[str] | None = None
@@ -95,6 +98,8 @@ class SkippedTask:
 class RunSummary:
     written: list[WrittenTask]
     skipped: list[SkippedTask]
+    embedding_stats: dict[str, int] = field(default_factory=dict)  # texts encoded vs read from the cache
+    cache: EmbeddingCache | None = None
 
     @property
     def complete(self) -> bool:
@@ -264,8 +269,12 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             raise errors[0]
         raise MissingDataError(f"no data for any of the {len(specs)} tasks: " + " | ".join(map(str, errors)))
     encoder = load_encoder(model, device=config.device, precision=config.precision)
+    cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
     core = EmbeddingCore(
-        token_budget=config.token_budget, batch_size=config.batch_size, show_progress=config.show_progress
+        token_budget=config.token_budget,
+        batch_size=config.batch_size,
+        show_progress=config.show_progress,
+        cache=cache,
     )
     revision = results_revision(model, encoder)
     if config.precision != "fp32":  # reduced-precision scores never overwrite the faithful fp32 ones
@@ -287,6 +296,7 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
                 "token_budget": config.token_budget,
                 "device": config.device,
                 "precision": config.precision,
+                "cache": str(cache.store) if cache is not None else None,
                 "embedding_stats": dict(core.stats),
             },
             started_at=started_at,
@@ -306,4 +316,4 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     for aggregate_task, members in plan.aggregates.values():
         if set(members) <= done:
             write_aggregate_result(layout, aggregate_task, members)
-    return RunSummary(written=written, skipped=skipped)
+    return RunSummary(written=written, skipped=skipped, embedding_stats=dict(core.stats), cache=cache)

@@ -85,3 +85,54 @@ def test_search_with_k_larger_than_corpus() -> None:
     top = exact_top_k(rng.normal(size=(2, 4)), rng.normal(size=(5, 4)), 1000, doc_chunk=2)
     assert top.indices.shape == (2, 5)
     assert sorted(top.indices[0].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_core_reads_cached_vectors_and_keeps_roles_apart(tmp_path) -> None:
+    from evalkit.cache import EmbeddingCache
+
+    texts = ["alpha", "beta", "gamma", "alpha"]
+    first = CountingEncoder()
+    core = EmbeddingCore(show_progress=False, cache=EmbeddingCache(tmp_path), chunk_size=2)
+    expected = core.encode(first, texts, "document")
+    assert sorted(first.encoded) == ["alpha", "beta", "gamma"]
+
+    second = CountingEncoder()
+    again = EmbeddingCore(show_progress=False, cache=EmbeddingCache(tmp_path)).encode(second, texts, "document")
+    assert second.encoded == [] and np.array_equal(again, expected)
+
+    third = CountingEncoder()
+    EmbeddingCore(show_progress=False, cache=EmbeddingCache(tmp_path)).encode(third, ["alpha", "delta"], "query")
+    assert sorted(third.encoded) == ["alpha", "delta"]  # the same text as a query is another vector
+
+
+def test_out_of_memory_halves_the_budget_and_retries() -> None:
+    class FlakyEncoder(CountingEncoder):
+        def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+            if len(token_ids) > 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().embed_batch(token_ids)
+
+    encoder = FlakyEncoder()
+    core = EmbeddingCore(show_progress=False, token_budget=100)
+    texts = [f"text number {i}" for i in range(7)]
+    vectors = core.encode(encoder, texts, "document")
+    assert vectors[:, 0].tolist() == [len(t) for t in texts]
+    assert core.stats["oom_retries"] >= 1 and core.token_budget < 100
+    with pytest.raises(RuntimeError, match="unrelated"):
+
+        class BrokenEncoder(CountingEncoder):
+            def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+                raise RuntimeError("unrelated failure")
+
+        EmbeddingCore(show_progress=False).encode(BrokenEncoder(), texts, "document")
+
+
+def test_token_budget_batches_bound_padded_tokens() -> None:
+    from evalkit.core.batching import token_budget_batches
+
+    lengths = np.array([100, 3, 50, 7, 100, 20, 1])
+    batches = token_budget_batches(lengths, token_budget=200, max_batch_size=4)
+    assert sorted(i for b in batches for i in b.tolist()) == list(range(7))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 200
+        assert len(batch) <= 4

@@ -12,14 +12,14 @@ Every encoder goes through here, so speed work lands once for all of them:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from evalkit.cache import CacheNamespace, EmbeddingCache, text_digests
 from evalkit.core.batching import fixed_size_batches, token_budget_batches
 from evalkit.encoders.protocol import Encoder, Role
 
@@ -46,22 +46,6 @@ def is_out_of_memory(err: BaseException) -> bool:
     return "out of memory" in message or "can't allocate memory" in message or "cannot allocate memory" in message
 
 
-class VectorStore(Protocol):
-    """Where the core keeps vectors between runs (see ``evalkit.cache``): lookup by text, add by chunk."""
-
-    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
-        """(vectors of the hits in order, boolean hit mask over ``texts``)."""
-        ...
-
-    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Store one finished chunk durably (atomically)."""
-        ...
-
-
-class VectorStoreFactory(Protocol):
-    def namespace(self, fingerprint: dict[str, object], *, role: str, prompt: str) -> VectorStore: ...
-
-
 @dataclass
 class EmbeddingCore:
     """Turns texts into vectors through any encoder adapter.
@@ -76,7 +60,7 @@ class EmbeddingCore:
     batch_size: int | None = None
     chunk_size: int = 4096
     show_progress: bool = True
-    cache: VectorStoreFactory | None = None
+    cache: EmbeddingCache | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"encoded": 0, "cached": 0, "oom_retries": 0})
 
     def encode(self, encoder: Encoder, texts: list[str], role: Role, *, prompt: str = "", desc: str = "") -> np.ndarray:
@@ -87,12 +71,20 @@ class EmbeddingCore:
         distinct, inverse = dedup(encoder.prepare(texts, prompt))
         if not distinct:
             return np.zeros((0, 0), dtype=np.float32)
-        store = self.cache.namespace(encoder.fingerprint(), role=role, prompt=prompt) if self.cache else None
-        vectors = self._vectors(encoder, distinct, store, desc=desc or f"encoding {role}s")
+        namespace = None
+        if self.cache is not None:
+            fingerprint = encoder.fingerprint()
+            precision = str(fingerprint.get("precision", "fp32"))
+            namespace = self.cache.namespace(fingerprint, role=role, prompt=prompt, precision=precision)
+        vectors = self._vectors(encoder, distinct, namespace, desc=desc or f"encoding {role}s")
         return vectors[inverse]
 
-    def _vectors(self, encoder: Encoder, distinct: list[str], store: VectorStore | None, *, desc: str) -> np.ndarray:
-        hits, hit_mask = store.lookup(distinct) if store is not None else (None, np.zeros(len(distinct), dtype=bool))
+    def _vectors(
+        self, encoder: Encoder, distinct: list[str], namespace: CacheNamespace | None, *, desc: str
+    ) -> np.ndarray:
+        """Vectors of distinct texts: cached ones read, the rest encoded chunk by chunk and cached as they finish."""
+        digests = text_digests(distinct) if namespace is not None else None
+        hits, hit_mask = namespace.lookup(digests) if namespace is not None else (None, np.zeros(len(distinct), bool))
         missing = np.flatnonzero(~hit_mask)
         self.stats["cached"] += len(distinct) - len(missing)
         self.stats["encoded"] += len(missing)
@@ -100,15 +92,22 @@ class EmbeddingCore:
         if hits is not None and len(hits):
             out = np.empty((len(distinct), hits.shape[1]), dtype=np.float32)
             out[hit_mask] = hits
+        writer = None
         progress = tqdm(total=len(missing), desc=desc, unit="text", disable=None if self.show_progress else True)
-        with progress:
-            for chunk, chunk_vectors in self._encode_chunks(encoder, [distinct[i] for i in missing], missing):
-                if out is None:
-                    out = np.empty((len(distinct), chunk_vectors.shape[1]), dtype=np.float32)
-                out[chunk] = chunk_vectors
-                if store is not None:
-                    store.add([distinct[i] for i in chunk], chunk_vectors)
-                progress.update(len(chunk))
+        try:
+            with progress:
+                for chunk, chunk_vectors in self._encode_chunks(encoder, [distinct[i] for i in missing], missing):
+                    if out is None:
+                        out = np.empty((len(distinct), chunk_vectors.shape[1]), dtype=np.float32)
+                    out[chunk] = chunk_vectors
+                    if namespace is not None:
+                        writer = writer or namespace.writer(chunk_vectors.shape[1]).__enter__()
+                        writer.add(digests[chunk], chunk_vectors)
+                        writer.flush()  # durable now: a killed run recomputes at most the chunk in flight
+                    progress.update(len(chunk))
+        finally:
+            if writer is not None:
+                writer.close()
         assert out is not None
         return out
 

@@ -55,26 +55,37 @@ class HFEncoder:
         self.device = torch.device(device)
         if self.device.type == "cpu" and precision == "fp16":
             raise EvalkitError("fp16 needs a GPU; on a CPU use --precision bf16", field="precision")
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # the core shows one progress bar for the work that counts
         folder = spec.local_path
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-            self.model = AutoModel.from_pretrained(
-                folder,
-                trust_remote_code=False,
-                use_safetensors=any(folder.glob("*.safetensors")),
+            self._config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        except (OSError, ValueError) as err:
+            raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+        self._autocast = self.device.type == "cuda" and precision != "fp32"
+        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
+        self._pad_id = self.tokenizer.pad_token_id or 0
+
+    @cached_property
+    def model(self) -> torch.nn.Module:
+        """The weights, loaded on first use: a run whose vectors are all cached never loads them."""
+        from transformers import AutoModel
+
+        folder = self.spec.local_path
+        assert folder is not None
+        try:
+            model = AutoModel.from_pretrained(
+                folder, config=self._config, trust_remote_code=False, use_safetensors=any(folder.glob("*.safetensors"))
             )
         except (OSError, ValueError) as err:
             raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
-        self.model.eval().to(self.device)
-        self._autocast = self.device.type == "cuda" and precision != "fp32"
-        if self.device.type == "cpu" and precision == "bf16":
-            self.model.to(torch.bfloat16)
-        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
-        self._pad_id = self.tokenizer.pad_token_id or 0
+        model.eval().to(self.device)
+        if self.device.type == "cpu" and self.precision == "bf16":
+            model.to(torch.bfloat16)
+        return model
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         return [prompt + text for text in texts] if prompt else list(texts)

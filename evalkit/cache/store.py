@@ -1,0 +1,494 @@
+"""The embedding cache: namespaces of shards under one root, looked up by text digest, written shard by shard.
+
+Layout: ``<root>/embeddings/v1/<id[:2]>/<id>/`` per namespace (``id`` from :mod:`evalkit.cache.keys`), holding a
+``meta.json`` with the key parts in clear (for people and cache listings; the code never trusts it) and the shards
+of :mod:`evalkit.cache.shards`. ``embeddings/`` because the evalkit cache folder may hold other caches later.
+
+Crash safety comes from the shard manifest being the commit point. Concurrent writers never share a file: each
+has a random writer id, names its shards ``<writer id>-<n>`` and holds an ``flock`` on ``writer-<writer id>.lock``
+while it runs, so a reader can tell a dead writer's leftovers (deleted) from a live writer's shard in progress
+(left alone). Not thread-safe: one object per thread, or a lock around it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from evalkit.cache.index import DigestIndex
+from evalkit.cache.keys import as_digests, namespace_id, namespace_record
+from evalkit.cache.shards import (
+    MANIFEST_SUFFIX,
+    SHARD_PREFIX,
+    CorruptShard,
+    Shard,
+    fsync_dir,
+    read_shard,
+    remove_shard,
+    write_shard,
+)
+from evalkit.errors import EvalkitError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so leftovers are only cleaned once they are old
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "EVALKIT_CACHE_DIR"
+LAYOUT = Path("embeddings") / "v1"
+DEFAULT_ROWS_PER_SHARD = 4096
+_LOCK_PREFIX = "writer-"
+_LOCK_SUFFIX = ".lock"
+_STALE_S = 24 * 3600
+"""Age after which leftovers whose writer's liveness cannot be tested (no flock, staged temp files) are removed."""
+
+
+class CacheError(EvalkitError):
+    """The cache cannot be used as it is on disk (e.g. one namespace holding vectors of two sizes)."""
+
+
+def default_cache_dir() -> Path:
+    """``$EVALKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/evalkit``, else ``~/.cache/evalkit``."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores relative paths
+    return base / "evalkit"
+
+
+class CacheLookup(NamedTuple):
+    """What a lookup found: ``vectors[k]`` belongs to the k-th True entry of ``hit``."""
+
+    vectors: np.ndarray
+    """``(hit.sum(), dim)`` vectors, in input order; ``(0, 0)`` when the namespace is empty."""
+    hit: np.ndarray
+    """One bool per key asked for."""
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """One namespace on disk, for listings: its key parts (from ``meta.json``, None if unreadable) and size."""
+
+    namespace_id: str
+    path: Path
+    key: dict[str, Any] | None
+    bytes: int
+    entries: int
+    shards: int
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    bytes: int
+    entries: int
+    """Committed vectors (a text written twice, by two concurrent runs, counts twice)."""
+    namespaces: int
+
+
+def _shard_id_of(name: str) -> str | None:
+    """``shard-<id>.<suffix>`` (or its staged manifest ``.shard-<id>.json.tmp``) → ``<id>``."""
+    name = name.removeprefix(".").removesuffix(".tmp")
+    if not name.startswith(SHARD_PREFIX) or "." not in name:
+        return None
+    return name[len(SHARD_PREFIX) :].split(".", 1)[0]
+
+
+def _writer_alive(lock: Path) -> bool:
+    """Whether the writer owning ``lock`` still runs: it holds an flock on the file while it does."""
+    if fcntl is None:
+        try:
+            return time.time() - lock.stat().st_mtime < _STALE_S
+        except FileNotFoundError:
+            return False
+    try:
+        handle = lock.open("rb")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False  # we got the lock, so nobody holds it; closing the handle releases it
+
+
+def _clean_leftovers(folder: Path, names: list[str]) -> None:
+    """Delete what dead writers left: uncommitted shard files, their staged manifests, their lock files."""
+    names_set = set(names)
+    uncommitted: dict[str, list[str]] = {}
+    for name in names:
+        shard_id = _shard_id_of(name)
+        if shard_id is not None and f"{SHARD_PREFIX}{shard_id}{MANIFEST_SUFFIX}" not in names_set:
+            uncommitted.setdefault(shard_id.split("-", 1)[0], []).append(name)
+        elif name.endswith(".tmp"):  # a staged lock or meta.json whose writer died before renaming it
+            path = folder / name
+            try:
+                if time.time() - path.stat().st_mtime > _STALE_S:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+    writers = {name[len(_LOCK_PREFIX) : -len(_LOCK_SUFFIX)] for name in names if name.startswith(_LOCK_PREFIX)}
+    for writer_id in writers | uncommitted.keys():
+        lock = folder / f"{_LOCK_PREFIX}{writer_id}{_LOCK_SUFFIX}"
+        if _writer_alive(lock):
+            continue
+        # The writer is gone, so whatever it committed is committed by now: look again before deleting.
+        for name in uncommitted.get(writer_id, []):
+            shard_id = _shard_id_of(name)
+            if not (folder / f"{SHARD_PREFIX}{shard_id}{MANIFEST_SUFFIX}").exists():
+                logger.debug("embedding cache: removing %s, left by a writer that died", folder / name)
+                (folder / name).unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+
+
+def namespace_info(folder: Path) -> NamespaceInfo:
+    """A namespace folder's size and committed entries, from ``meta.json`` and the manifests alone."""
+    total = entries = shards = 0
+    try:
+        scan = list(os.scandir(folder))
+    except FileNotFoundError:
+        scan = []
+    for entry in scan:
+        try:
+            total += entry.stat().st_size
+        except FileNotFoundError:  # deleted while we looked
+            continue
+        if entry.name.startswith(SHARD_PREFIX) and entry.name.endswith(MANIFEST_SUFFIX):
+            try:
+                entries += int(json.loads(Path(entry.path).read_bytes())["rows"])
+                shards += 1
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    try:
+        key = json.loads((folder / "meta.json").read_bytes())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        key = None
+    return NamespaceInfo(folder.name, folder, key, total, entries, shards)
+
+
+class _WriterLock:
+    """An flock held for a writer's lifetime; created under a staged name so it is never seen unlocked."""
+
+    def __init__(self, folder: Path, writer_id: str) -> None:
+        staged = folder / f".{writer_id}{_LOCK_SUFFIX}.tmp"
+        self.path = folder / f"{_LOCK_PREFIX}{writer_id}{_LOCK_SUFFIX}"
+        self._handle: IO[bytes] = staged.open("xb")
+        if fcntl is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(staged, self.path)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._handle.close()
+
+
+class CacheNamespace:
+    """The vectors of one encoder setting (fingerprint, role, prompt, precision, dtype), keyed by text digest."""
+
+    def __init__(self, path: Path, namespace_id: str, key: dict[str, Any]) -> None:
+        self.path = path
+        self.namespace_id = namespace_id
+        self.key = key
+        self._shards: dict[str, Shard] = {}
+        self._rejected: set[str] = set()
+        self._ordered: list[Shard] = []
+        self._index = DigestIndex([])
+        self._cleaned = False
+
+    def __repr__(self) -> str:
+        return f"CacheNamespace({str(self.path)!r}, entries={len(self._index)})"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """How the vectors are stored and returned (little-endian, part of the key)."""
+        return np.dtype(self.key["dtype"]).newbyteorder("<")
+
+    @property
+    def dim(self) -> int | None:
+        """The vectors' size, None while the namespace holds none (as of the last refresh)."""
+        return self._ordered[0].dim if self._ordered else None
+
+    def __len__(self) -> int:
+        """Committed vectors as of the last refresh."""
+        return len(self._index)
+
+    def refresh(self) -> None:
+        """Pick up shards committed since the last look (by us or another process); drop ones deleted since.
+
+        A directory listing when nothing changed, so every lookup calls it. The first call also removes what dead
+        writers left behind.
+        """
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            names = []
+        if not self._cleaned and names:
+            _clean_leftovers(self.path, names)
+            self._cleaned = True
+        committed = {
+            name[len(SHARD_PREFIX) : -len(MANIFEST_SUFFIX)]
+            for name in names
+            if name.startswith(SHARD_PREFIX) and name.endswith(MANIFEST_SUFFIX)
+        }
+        changed = False
+        for shard_id in self._shards.keys() - committed:  # deleted by another process that found it corrupt
+            del self._shards[shard_id]
+            changed = True
+        for shard_id in sorted(committed - self._shards.keys() - self._rejected):
+            try:
+                self._shards[shard_id] = read_shard(self.path, shard_id, self.dtype)
+            except CorruptShard as err:
+                self._discard(shard_id, str(err))
+                continue
+            changed = True
+        if changed:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        dims = {shard.dim for shard in self._shards.values()}
+        if len(dims) > 1:
+            raise CacheError(
+                f"the embedding cache namespace holds vectors of sizes {sorted(dims)}: the encoder's fingerprint "
+                "misses a setting that changes its vectors; delete the folder to start afresh",
+                file=self.path,
+            )
+        self._ordered = list(self._shards.values())
+        self._index = DigestIndex([shard.digests for shard in self._ordered])
+
+    def _discard(self, shard_id: str, reason: str) -> None:
+        logger.warning(
+            "embedding cache: ignoring and deleting shard %s in %s (%s); its texts will be encoded again",
+            shard_id,
+            self.path,
+            reason,
+        )
+        self._rejected.add(shard_id)
+        self._shards.pop(shard_id, None)
+        try:
+            remove_shard(self.path, shard_id)
+        except OSError as err:  # a read-only cache still works; the shard stays ignored in this process
+            logger.warning("embedding cache: could not delete shard %s: %s", shard_id, err)
+
+    def contains(self, keys: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Which keys (texts, or digests from ``text_digests``) have a vector, without reading any vector.
+
+        A cheap hit test: a row that turns out corrupt still counts here; :meth:`lookup` is the authority.
+        """
+        digests = as_digests(keys)
+        self.refresh()
+        return self._index.find(digests) >= 0
+
+    def lookup(self, keys: Sequence[str] | np.ndarray) -> CacheLookup:
+        """The cached vectors of ``keys`` (texts, or digests from ``text_digests``) and which keys they cover.
+
+        Every returned row has passed its checksum; a shard found corrupt is deleted and its keys become misses.
+        """
+        digests = as_digests(keys)
+        self.refresh()
+        position = self._index.find(digests)
+        hit = position >= 0
+        hit_at = np.flatnonzero(hit)
+        vectors = np.empty((len(hit_at), self.dim or 0), dtype=self.dtype)
+        if not len(hit_at):
+            return CacheLookup(vectors, hit)
+        shard_numbers = self._index.shard[position[hit_at]]
+        rows = self._index.row[position[hit_at]]
+        by_shard = np.argsort(shard_numbers, kind="stable")
+        lost: list[np.ndarray] = []
+        for group in np.split(by_shard, np.flatnonzero(np.diff(shard_numbers[by_shard])) + 1):
+            shard = self._ordered[shard_numbers[group[0]]]
+            group = group[np.argsort(rows[group])]  # read each shard front to back
+            try:
+                vectors[group] = shard.read_rows(rows[group])
+            except CorruptShard as err:
+                self._discard(shard.shard_id, str(err))
+                lost.append(group)
+        if lost:
+            lost_at = np.concatenate(lost)
+            hit[hit_at[lost_at]] = False
+            vectors = np.delete(vectors, lost_at, axis=0)
+            self._rebuild()
+        return CacheLookup(vectors, hit)
+
+    def writer(self, dim: int, *, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD) -> CacheWriter:
+        """A context manager that stores vectors as they are computed: ``with ns.writer(384) as w: w.add(...)``."""
+        return CacheWriter(self, dim, rows_per_shard)
+
+    def info(self) -> NamespaceInfo:
+        """Size on disk and committed entries, from the manifests alone (nothing verified, nothing loaded)."""
+        return namespace_info(self.path)
+
+
+class CacheWriter:
+    """Buffers vectors and commits them a shard at a time, so a killed run loses at most one unflushed shard.
+
+    Call :meth:`flush` after each chunk of work that should survive a crash; a shard is also committed whenever
+    ``rows_per_shard`` rows are buffered, and on exit (even on an exception: what was computed is valid).
+    """
+
+    def __init__(self, namespace: CacheNamespace, dim: int, rows_per_shard: int) -> None:
+        if dim < 1 or rows_per_shard < 1:
+            raise ValueError(f"dim and rows_per_shard must be positive, got {dim} and {rows_per_shard}")
+        self.namespace = namespace
+        self.dim = dim
+        self.rows_per_shard = rows_per_shard
+        self.writer_id = uuid.uuid4().hex
+        self.rows_written = 0
+        self.shards_written = 0
+        self._digests: list[np.ndarray] = []
+        self._vectors: list[np.ndarray] = []
+        self._buffered = 0
+        self._lock: _WriterLock | None = None
+
+    def __enter__(self) -> CacheWriter:
+        self.namespace.refresh()
+        if self.namespace.dim not in (None, self.dim):
+            raise CacheError(
+                f"the cache holds {self.namespace.dim}-dim vectors for this encoder setting, now given {self.dim}: "
+                "the encoder's fingerprint misses a setting that changes its vectors",
+                file=self.namespace.path,
+            )
+        folder = self.namespace.path
+        folder.mkdir(parents=True, exist_ok=True)
+        self._write_meta()
+        self._lock = _WriterLock(folder, self.writer_id)
+        return self
+
+    def _write_meta(self) -> None:
+        meta = self.namespace.path / "meta.json"
+        if meta.exists():
+            return
+        record = {
+            "namespace": self.namespace.namespace_id,
+            "key": self.namespace.key,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        staged = meta.with_name(f".meta.json.{self.writer_id}.tmp")
+        staged.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(staged, meta)  # two writers racing write the same key; either file is right
+
+    def add(self, keys: Sequence[str] | np.ndarray, vectors: np.ndarray) -> None:
+        """Store ``vectors[i]`` for ``keys[i]`` (texts, or digests from ``text_digests``)."""
+        if self._lock is None:
+            raise RuntimeError("use the writer as a context manager: with namespace.writer(dim) as writer: ...")
+        digests = as_digests(keys)
+        vectors = np.asarray(vectors)
+        if vectors.shape != (len(digests), self.dim):
+            raise ValueError(f"expected vectors of shape ({len(digests)}, {self.dim}), got {vectors.shape}")
+        if not len(digests):
+            return
+        self._digests.append(digests.copy())  # copies: the caller may reuse its buffers
+        self._vectors.append(vectors.astype(self.namespace.dtype))
+        self._buffered += len(digests)
+        if self._buffered >= self.rows_per_shard:
+            self._commit(full_shards_only=True)
+
+    def flush(self) -> None:
+        """Commit whatever is buffered now (as one shard, or several if more than ``rows_per_shard``)."""
+        if self._buffered:
+            self._commit(full_shards_only=False)
+
+    def _commit(self, *, full_shards_only: bool) -> None:
+        digests = np.concatenate(self._digests) if len(self._digests) > 1 else self._digests[0]
+        vectors = np.concatenate(self._vectors) if len(self._vectors) > 1 else self._vectors[0]
+        start = 0
+        while len(digests) - start >= (self.rows_per_shard if full_shards_only else 1):
+            stop = min(len(digests), start + self.rows_per_shard)
+            shard_id = f"{self.writer_id}-{self.shards_written:06d}"
+            write_shard(self.namespace.path, shard_id, digests[start:stop], vectors[start:stop])
+            self.rows_written += stop - start
+            self.shards_written += 1
+            start = stop
+            # Keep the buffer consistent after each shard, so a failed write loses nothing that was not committed.
+            self._digests, self._vectors = [digests[start:]], [vectors[start:]]
+            self._buffered = len(digests) - start
+        if not self._buffered:
+            self._digests, self._vectors = [], []
+
+    def close(self) -> None:
+        """Commit the rest and release the writer lock."""
+        if self._lock is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._lock.release()
+            self._lock = None
+            fsync_dir(self.namespace.path)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EmbeddingCache:
+    """Vectors on disk, keyed by everything that changes them; see the module docstring for the layout.
+
+    ``root``: an explicit folder, else ``$EVALKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/evalkit`` or
+    ``~/.cache/evalkit``. Nothing is created until the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self._namespaces: dict[str, CacheNamespace] = {}
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.root)!r})"
+
+    @property
+    def store(self) -> Path:
+        return self.root / LAYOUT
+
+    def namespace(
+        self,
+        fingerprint: Mapping[str, object],
+        *,
+        role: str,
+        prompt: str,
+        precision: str,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> CacheNamespace:
+        """The namespace of one encoder setting; the same object for the same key, so its index loads once.
+
+        ``precision`` is the model's compute precision (fp32, bf16, fp16); ``dtype`` the storage type of the
+        vectors (float32 by default; float16 halves the disk and is a different namespace).
+        """
+        key = namespace_record(fingerprint, role=role, prompt=prompt, precision=precision, dtype=np.dtype(dtype).name)
+        namespace = namespace_id(key)
+        if namespace not in self._namespaces:
+            path = self.store / namespace[:2] / namespace
+            self._namespaces[namespace] = CacheNamespace(path, namespace, key)
+        return self._namespaces[namespace]
+
+    def namespaces(self) -> list[NamespaceInfo]:
+        """Every namespace on disk with its key parts and size, read from ``meta.json`` and the manifests."""
+        infos = []
+        for prefix in sorted(self.store.glob("??")):
+            for folder in sorted(p for p in prefix.iterdir() if p.is_dir()):
+                infos.append(namespace_info(folder))
+        return infos
+
+    def size(self) -> CacheSize:
+        """Bytes on disk, committed vectors and namespaces."""
+        infos = self.namespaces()
+        return CacheSize(
+            bytes=sum(info.bytes for info in infos),
+            entries=sum(info.entries for info in infos),
+            namespaces=len(infos),
+        )
