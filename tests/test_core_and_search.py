@@ -136,3 +136,17 @@ def test_token_budget_batches_bound_padded_tokens() -> None:
     for batch in batches:
         assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 200
         assert len(batch) <= 4
+
+
+def test_replicas_share_the_batches_and_the_order_is_kept() -> None:
+    from evalkit.encoders.replicas import ReplicatedEncoder, parse_devices
+
+    first, second = CountingEncoder(), CountingEncoder()
+    second.vocab = first.vocab  # replicas of one model share the tokenizer
+    replicated = ReplicatedEncoder([first, second])
+    texts = [f"{'x' * (i % 7 + 1)} {i}" for i in range(40)]
+    vectors = EmbeddingCore(show_progress=False, batch_size=4).encode(replicated, texts, "document")
+    assert vectors[:, 0].tolist() == [len(t) for t in texts]
+    assert first.batches and second.batches  # both devices worked
+    assert sorted(first.encoded + second.encoded) == sorted(texts)
+    assert parse_devices("cuda:0,cuda:1") == ["cuda:0", "cuda:1"] and parse_devices("cpu") == ["cpu"]

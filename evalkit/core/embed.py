@@ -136,14 +136,26 @@ class EmbeddingCore:
             batches = fixed_size_batches(lengths, self.batch_size)
         else:
             batches = token_budget_batches(lengths, self.token_budget, self.max_batch_size)
-        vectors: np.ndarray | None = None
-        for batch in batches:
-            batch_vectors = self._embed_with_backoff(encoder, [token_ids[i] for i in batch])
-            if vectors is None:
-                vectors = np.empty((len(token_ids), batch_vectors.shape[1]), dtype=np.float32)
+        replicas = getattr(encoder, "replicas", None) or [encoder]
+        if len(replicas) == 1:
+            results = self._embed_batches(replicas[0], token_ids, batches)
+        else:  # one thread per device, batches dealt round-robin (longest first, so the load stays even)
+            with ThreadPoolExecutor(max_workers=len(replicas), thread_name_prefix="evalkit-device") as pool:
+                shares = [batches[r :: len(replicas)] for r in range(len(replicas))]
+                futures = [
+                    pool.submit(self._embed_batches, rep, token_ids, share)
+                    for rep, share in zip(replicas, shares, strict=True)
+                ]
+                results = [item for future in futures for item in future.result()]
+        vectors = np.empty((len(token_ids), results[0][1].shape[1]), dtype=np.float32)
+        for batch, batch_vectors in results:
             vectors[batch] = batch_vectors
-        assert vectors is not None
         return vectors
+
+    def _embed_batches(
+        self, encoder: Encoder, token_ids: list[list[int]], batches: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(batch, self._embed_with_backoff(encoder, [token_ids[i] for i in batch])) for batch in batches]
 
     def _embed_with_backoff(self, encoder: Encoder, batch: list[list[int]]) -> np.ndarray:
         """One forward pass; on out-of-memory, halve the budget for the rest of the run and split this batch."""

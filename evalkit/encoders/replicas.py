@@ -1,0 +1,47 @@
+"""Several devices, one model: a replica per device, batches shared out, vectors merged back in input order.
+
+The core hands each replica its own share of the batches on its own thread (CUDA kernels release the GIL), so two
+GPUs encode about twice as fast; tokenizing and the fingerprint come from the first replica, since all are equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from evalkit.encoders.protocol import Encoder
+
+
+class ReplicatedEncoder:
+    """An Encoder backed by one identical replica per device."""
+
+    def __init__(self, replicas: Sequence[Encoder]) -> None:
+        if not replicas:
+            raise ValueError("at least one replica is needed")
+        self.replicas = list(replicas)
+        self.name = self.replicas[0].name
+
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        return self.replicas[0].prepare(texts, prompt)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self.replicas[0].tokenize(texts)
+
+    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        return self.replicas[0].embed_batch(token_ids)
+
+    def fingerprint(self) -> dict[str, object]:
+        return self.replicas[0].fingerprint()
+
+
+def parse_devices(device: str) -> list[str]:
+    """``cuda`` means every visible GPU; ``cuda:0,cuda:1`` the ones listed; anything else one device."""
+    if "," in device:
+        return [d.strip() for d in device.split(",") if d.strip()]
+    if device == "cuda":
+        import torch
+
+        count = torch.cuda.device_count()
+        return [f"cuda:{i}" for i in range(count)] if count > 1 else ["cuda"]
+    return [device]
