@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="local mirror holding <TaskName>/ folders (repeatable; default: $EVALKIT_DATA_DIR)",
     )
     run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
-    run_p.add_argument("--token-budget", type=int, default=8192, help="padded tokens per forward pass (default 8192)")
+    run_p.add_argument(
+        "--token-budget", type=int, help="padded tokens per forward pass (default: 4096 on a CPU, 65536 on a GPU)"
+    )
     run_p.add_argument("--batch-size", type=int, help="fixed texts per batch instead of a token budget")
     run_p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     run_p.add_argument(

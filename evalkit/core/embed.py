@@ -55,7 +55,7 @@ class EmbeddingCore:
     and of tokenization overlap.
     """
 
-    token_budget: int = 8192
+    token_budget: int = 4096
     max_batch_size: int = 256
     batch_size: int | None = None
     chunk_size: int = 4096

@@ -1,0 +1,80 @@
+"""The corpus as a stream of row chunks: one array or a sequence of shard arrays, never gathered into one.
+
+Search reads corpus vectors chunk by chunk so that its memory does not grow with the corpus. The vectors usually
+come memory-mapped from the on-disk cache (``np.load(..., mmap_mode="r")``, one array per shard); every chunk is
+a view, so nothing is copied until the chunk is normalised.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CorpusChunk:
+    """Rows ``[start, start + len(vectors))`` of the corpus, in corpus-wide numbering."""
+
+    start: int
+    vectors: np.ndarray
+
+
+class CorpusChunks:
+    """A corpus of one or more 2-D arrays (shards) with the same width, read in chunks of at most ``chunk_rows``.
+
+    Chunk boundaries depend only on the shard sizes and ``chunk_rows``, never on how many threads read them,
+    so the float32 scores (whose last bit depends on the shapes BLAS sees) are the same for any thread count.
+    """
+
+    def __init__(self, corpus_vectors: np.ndarray | Sequence[np.ndarray], chunk_rows: int) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"doc_chunk must be at least 1, got {chunk_rows}")
+        if isinstance(corpus_vectors, np.ndarray):
+            shards = [corpus_vectors]
+        elif isinstance(corpus_vectors, Sequence) and all(isinstance(s, np.ndarray) for s in corpus_vectors):
+            shards = list(corpus_vectors)
+        else:  # anything else array-like (nested lists, a tensor) is one array
+            shards = [np.asarray(corpus_vectors)]
+        for number, shard in enumerate(shards):
+            if not isinstance(shard, np.ndarray) or shard.ndim != 2:
+                raise ValueError(f"corpus shard {number} is not a 2-D array")
+        dims = {shard.shape[1] for shard in shards if len(shard)}
+        if len(dims) > 1:
+            raise ValueError(f"corpus shards have different widths: {sorted(dims)}")
+        self.shards = shards
+        self.chunk_rows = chunk_rows
+        self.n_rows = sum(len(shard) for shard in shards)
+        self.dim = dims.pop() if dims else (shards[0].shape[1] if shards else 0)
+
+    def __iter__(self) -> Iterator[CorpusChunk]:
+        start = 0
+        for shard in self.shards:
+            for row in range(0, len(shard), self.chunk_rows):
+                yield CorpusChunk(start + row, shard[row : row + self.chunk_rows])
+            start += len(shard)
+
+
+def release_pages(chunk: np.ndarray) -> None:
+    """Unmap the pages of a chunk of a read-only memory map once it has been searched.
+
+    Pages of a file mapping that were read count towards the process's resident memory until unmapped, so
+    without this a search over a memory-mapped corpus would look (in ``top`` or ``ru_maxrss``) as if it held the
+    whole corpus, and on a busy machine would keep it mapped. The pages stay in the kernel's page cache, so a
+    second pass reads them again without disk I/O. Only read-only maps (``mode="r"``) are released: their pages
+    can always be read back unchanged, whereas a copy-on-write map (``mode="c"``) may hold private edits.
+    Anything else (a plain array, an unknown platform) is left alone.
+    """
+    mapped = getattr(chunk, "_mmap", None)
+    if getattr(chunk, "mode", None) != "r" or not isinstance(mapped, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if chunk.size == 0 or not chunk.flags.c_contiguous:
+        return
+    try:
+        begin = chunk.ctypes.data - np.frombuffer(mapped, dtype=np.uint8).ctypes.data
+        first_page = begin - begin % mmap.PAGESIZE
+        mapped.madvise(mmap.MADV_DONTNEED, first_page, begin + chunk.nbytes - first_page)
+    except (OSError, ValueError):  # a closed map, or a kernel that refuses: releasing is only an optimisation
+        pass
