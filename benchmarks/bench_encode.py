@@ -1,7 +1,8 @@
 """Encoding alone: evalkit's core against sentence-transformers ``encode`` (batch 32, its defaults), one process.
 
 Both encode the SciFact corpus (title + text, as a retrieval run does) with the packaged all-MiniLM-L6-v2, in fp32
-and in bf16, and the vectors are compared. GFLOP/s counts the model's matrix work on the real (unpadded) tokens:
+and in bf16, and the vectors are compared. evalkit uses its default token budget for the precision (what
+``evalkit run`` uses). GFLOP/s counts the model's matrix work on the real (unpadded) tokens:
 per token and layer 2·(4·d² + 2·d·d_ff) for the projections and feed-forward plus 4·L·d for attention.
 
     .venv/bin/python benchmarks/bench_encode.py [--max-docs N]
@@ -56,6 +57,7 @@ def main() -> None:
     from evalkit.core import EmbeddingCore
     from evalkit.encoders import load_encoder
     from evalkit.registry.models import resolve_model
+    from evalkit.runner import default_token_budget
 
     header = machine_header()
     texts = corpus_texts(args.data_dir, args.max_docs)
@@ -68,7 +70,7 @@ def main() -> None:
         flops = model_flops(texts, st.tokenizer, st[0].auto_model.config, st.max_seq_length)
         st_seconds, st_vectors = time_it(lambda st=st: st.encode(texts, batch_size=32, convert_to_numpy=True))
         encoder = load_encoder(spec, precision=precision)
-        core = EmbeddingCore(show_progress=False)
+        core = EmbeddingCore(show_progress=False, token_budget=default_token_budget("cpu", precision))
         ours_seconds, ours_vectors = time_it(lambda e=encoder, c=core: c.encode(e, texts, "document"))
         cosine = np.sum(st_vectors.astype(np.float32) * ours_vectors, axis=1) / (
             np.linalg.norm(st_vectors.astype(np.float32), axis=1) * np.linalg.norm(ours_vectors, axis=1)
