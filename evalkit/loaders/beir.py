@@ -141,7 +141,8 @@ def read_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def _checked_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
+def read_checked_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
+    """Judgements whose every query and document exists: a qrel naming an unknown one is a DataError."""
     qrels: Qrels = {}
     for line, query_id, corpus_id, grade in iter_qrels(path):
         if query_id not in query_ids:
@@ -169,7 +170,7 @@ def load_beir_splits(folder: Path, splits: Sequence[str]) -> tuple[dict[str, Ret
     query_ids = set(all_queries.ids)
     loaded: dict[str, RetrievalSplit] = {}
     for split, qrels_path in qrels_paths.items():
-        qrels = _checked_qrels(qrels_path, doc_ids, query_ids)
+        qrels = read_checked_qrels(qrels_path, doc_ids, query_ids)
         keep = [i for i, query_id in enumerate(all_queries.ids) if query_id in qrels]
         queries = Queries(ids=[all_queries.ids[i] for i in keep], texts=[all_queries.texts[i] for i in keep])
         loaded[split] = RetrievalSplit(corpus=corpus, queries=queries, qrels=qrels)

@@ -62,16 +62,16 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             message = f"invalid JSON ({err.msg} at column {err.colno})"
             raise DataError(message, file=path, line=line_no) from None
         if not isinstance(value, dict):
-            raise DataError(f"expected a JSON object, got {_type_name(value)}", file=path, line=line_no)
+            raise DataError(f"expected a JSON object, got {type_name(value)}", file=path, line=line_no)
         yield line_no, value
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _wrong_type(record: dict[str, Any], name: str, expected: str, path: Path, line: int) -> DataError:
-    return DataError(f"expected {expected}, got {_type_name(record[name])}", file=path, line=line, field=name)
+    return DataError(f"expected {expected}, got {type_name(record[name])}", file=path, line=line, field=name)
 
 
 def _require(record: dict[str, Any], name: str, path: Path, line: int) -> Any:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from evalkit.errors import EvalkitError
@@ -14,6 +14,12 @@ from evalkit.loaders.pairs import load_pair_split
 from evalkit.loaders.reranking import load_reranking_splits
 from evalkit.records import SourceFile, Split, TaskData
 from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec, mteb_task_for
+
+_ONE_FILE_PER_SPLIT: dict[str, Callable[[Path], tuple[Split, SourceFile]]] = {
+    "STS": load_pair_split,
+    "PairClassification": load_pair_label_split,
+}
+"""Types whose split is one ``<split>.jsonl[.gz]`` file read by one function."""
 
 
 def mirror_candidates(spec: TaskSpec, data_dirs: Sequence[Path]) -> list[Path]:
@@ -46,17 +52,11 @@ def load_from_mirror(spec: TaskSpec, task_dir: Path) -> TaskData:
             loaded, read = load_beir_splits(folder, spec.eval_splits)
             splits[subset] = dict(loaded)
             files += read
-        elif spec.type == "STS":
+        elif spec.type in _ONE_FILE_PER_SPLIT:
             splits[subset] = {}
             for split in spec.eval_splits:
-                pairs, read_one = load_pair_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
-                splits[subset][split] = pairs
-                files.append(read_one)
-        elif spec.type == "PairClassification":
-            splits[subset] = {}
-            for split in spec.eval_splits:
-                pairs, read_one = load_pair_label_split(require_file(folder, f"{split}.jsonl", f"split '{split}'"))
-                splits[subset][split] = pairs
+                path = require_file(folder, f"{split}.jsonl", f"split '{split}'")
+                splits[subset][split], read_one = _ONE_FILE_PER_SPLIT[spec.type](path)
                 files.append(read_one)
         elif spec.type == "Reranking":
             reranking, read = load_reranking_splits(folder, spec.eval_splits)

@@ -19,7 +19,7 @@ import numpy as np
 
 from evalkit.errors import DataError
 from evalkit.loaders.checksums import source_file
-from evalkit.loaders.jsonl import _type_name, get_str, iter_jsonl
+from evalkit.loaders.jsonl import get_str, iter_jsonl, type_name
 from evalkit.records import PairLabelSplit, SourceFile
 
 LABEL_FIELDS = ("labels", "label")
@@ -78,7 +78,7 @@ def _read_list_row(
 
 def _text(value: Any, field: str, path: Path, line: int) -> str:
     if not isinstance(value, str):
-        raise DataError(f"expected a string, got {_type_name(value)}", file=path, line=line, field=field)
+        raise DataError(f"expected a string, got {type_name(value)}", file=path, line=line, field=field)
     return value
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import DataError
-from evalkit.loaders.beir import find_file, iter_qrels, qrels_name, read_corpus, read_queries, require_file
+from evalkit.loaders.beir import find_file, qrels_name, read_checked_qrels, read_corpus, read_queries, require_file
 from evalkit.loaders.checksums import source_file
-from evalkit.loaders.jsonl import _type_name, get_id, get_str, iter_jsonl
+from evalkit.loaders.jsonl import get_id, get_str, iter_jsonl, type_name
 from evalkit.records import Corpus, Qrels, Queries, RerankingSplit, SourceFile
 
 
@@ -94,7 +94,7 @@ def load_beir_reranking_splits(
     query_ids = set(all_queries.ids)
     loaded: dict[str, RerankingSplit] = {}
     for split in splits:
-        qrels = _read_checked_qrels(qrels_paths[split], doc_ids, query_ids)
+        qrels = read_checked_qrels(qrels_paths[split], doc_ids, query_ids)
         top_ranked = _read_top_ranked(top_paths[split], doc_ids, query_ids)
         keep = [i for i, query_id in enumerate(all_queries.ids) if qrels.get(query_id)]
         queries = Queries(ids=[all_queries.ids[i] for i in keep], texts=[all_queries.texts[i] for i in keep])
@@ -102,19 +102,6 @@ def load_beir_reranking_splits(
         loaded[split] = RerankingSplit(queries=queries, candidates=candidates, corpus=corpus, qrels=qrels)
     files = [corpus_path, queries_path, *qrels_paths.values(), *top_paths.values()]
     return loaded, [source_file(p) for p in files]
-
-
-def _read_checked_qrels(path: Path, doc_ids: set[str], query_ids: set[str]) -> Qrels:
-    qrels: Qrels = {}
-    for line, query_id, corpus_id, grade in iter_qrels(path):
-        if query_id not in query_ids:
-            raise DataError(f"query '{query_id}' is not in the queries file", file=path, line=line, field="query-id")
-        if corpus_id not in doc_ids:
-            raise DataError(f"document '{corpus_id}' is not in the corpus", file=path, line=line, field="corpus-id")
-        qrels.setdefault(query_id, {})[corpus_id] = grade
-    if not qrels:
-        raise DataError("the qrels file holds no judgements", file=path)
-    return qrels
 
 
 def _read_top_ranked(path: Path, doc_ids: set[str], query_ids: set[str]) -> dict[str, list[str]]:
@@ -148,10 +135,10 @@ def _str_list(record: dict[str, Any], name: str, path: Path, line: int) -> list[
         raise DataError("required field is missing", file=path, line=line, field=name)
     values = record[name]
     if not isinstance(values, list):
-        raise DataError(f"expected an array of strings, got {_type_name(values)}", file=path, line=line, field=name)
+        raise DataError(f"expected an array of strings, got {type_name(values)}", file=path, line=line, field=name)
     for i, value in enumerate(values):
         if not isinstance(value, str):
-            raise DataError(f"expected a string, got {_type_name(value)}", file=path, line=line, field=f"{name}[{i}]")
+            raise DataError(f"expected a string, got {type_name(value)}", file=path, line=line, field=f"{name}[{i}]")
     return values
 
 
@@ -161,14 +148,14 @@ def _id_list(record: dict[str, Any], name: str, path: Path, line: int) -> list[s
         raise DataError("required field is missing", file=path, line=line, field=name)
     values = record[name]
     if not isinstance(values, list):
-        raise DataError(f"expected an array of ids, got {_type_name(values)}", file=path, line=line, field=name)
+        raise DataError(f"expected an array of ids, got {type_name(values)}", file=path, line=line, field=name)
     ids = []
     for i, value in enumerate(values):
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
             raise DataError(
-                f"expected a string or integer id, got {_type_name(value)}", file=path, line=line, field=f"{name}[{i}]"
+                f"expected a string or integer id, got {type_name(value)}", file=path, line=line, field=f"{name}[{i}]"
             )
         ids.append(value)
     return ids
