@@ -69,6 +69,41 @@ class PeakMemory:
             self._peak[name] = max(self._peak[name], value)
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU time all processes on the machine have used since boot (user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherCpu:
+    """CPU seconds used by everything but this process while the block ran: the share of the machine that other
+    work took from the measurement (0 on a quiet machine; up to wall time × cores when it is saturated)."""
+
+    def __enter__(self) -> OtherCpu:
+        self._machine, self._own, self._wall = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        own = _own_cpu_seconds() - self._own
+        self.seconds = max(0.0, _busy_cpu_seconds() - self._machine - own)
+
+    def summary(self) -> str:
+        cores = os.cpu_count() or 1
+        return (
+            f"other processes used {self.seconds:.1f} CPU-seconds during the {self.wall_s:.0f} s of measurements "
+            f"({self.seconds / (self.wall_s * cores):.1%} of the machine's {cores} cores)"
+        )
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def other_activity(limit: int = 5) -> str:
     """The load average and the busiest other processes, for the report: on a shared machine they skew timings."""
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pytrec_eval
-from _common import other_activity
+from _common import OtherCpu, other_activity
 from _machine import machine_header, write_report
 
 from evalkit.metrics.retrieval import K_VALUES, PerQueryScores, evaluate_run
@@ -173,12 +173,15 @@ def main() -> None:
         "",
     ]
     summary = []
-    for name, decimals in SCENARIOS.items():
-        section, line = scenario(name, decimals, args)
-        lines += section
-        summary.append(line)
+    with OtherCpu() as others:
+        for name, decimals in SCENARIOS.items():
+            section, line = scenario(name, decimals, args)
+            lines += section
+            summary.append(line)
     lines += [
         "## What else was running",
+        "",
+        f"Measured from /proc/stat: {others.summary()}.",
         "",
         "Before the run:",
         "",
@@ -195,6 +198,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
+    print(others.summary())
     print(f"written: {write_report('metrics', text)}")
     print("\n".join(summary))
 

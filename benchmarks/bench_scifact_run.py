@@ -38,6 +38,7 @@ def evalkit_run(data_dir: Path, out: Path, cache_dir: Path | None, precision: st
         show_progress=False,
         allow_hub=False,
         cache_dir=cache_dir,
+        use_cache=cache_dir is not None,  # None: no cache at all (not the default location)
     )
     summary = run(config)
     elapsed = time.perf_counter() - started

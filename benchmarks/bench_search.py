@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import PeakMemory, other_activity
+from _common import OtherCpu, PeakMemory, other_activity
 from _machine import machine_header, write_report
 
 from evalkit.search.corpus_chunks import release_pages
@@ -175,17 +175,18 @@ def main() -> None:
     print(f"corpus {corpus.shape} memory-mapped from {path} (page cache warmed in {warm_s:.1f} s)")
     thread_counts = [args.threads] if args.no_single_thread or args.threads == 1 else [args.threads, 1]
 
-    ours = [evalkit_search(corpus, queries, args.k, threads) for threads in thread_counts]
-    for run in ours:
-        print(f"{run.label}: {run.seconds:.2f} s, peak allocated +{run.memory.anon_mib:.0f} MiB")
-    peers: list[Measured] = []
-    if not args.no_faiss:
-        index, build_s, build_memory = faiss_index(corpus)
-        print(f"faiss index built in {build_s:.2f} s")
-        peers.append(faiss_search(index, queries, args.k, args.threads, blas=False))
-        peers += [faiss_search(index, queries, args.k, threads, blas=True) for threads in thread_counts]
-        for run in peers:
-            print(f"{run.label}: {run.seconds:.2f} s")
+    with OtherCpu() as others:
+        ours = [evalkit_search(corpus, queries, args.k, threads) for threads in thread_counts]
+        for run in ours:
+            print(f"{run.label}: {run.seconds:.2f} s, peak allocated +{run.memory.anon_mib:.0f} MiB")
+        peers: list[Measured] = []
+        if not args.no_faiss:
+            index, build_s, build_memory = faiss_index(corpus)
+            print(f"faiss index built in {build_s:.2f} s")
+            peers.append(faiss_search(index, queries, args.k, args.threads, blas=False))
+            peers += [faiss_search(index, queries, args.k, threads, blas=True) for threads in thread_counts]
+            for run in peers:
+                print(f"{run.label}: {run.seconds:.2f} s")
 
     gflop = 2.0 * args.docs * args.queries * args.dim / 1e9
     lines = [
@@ -234,6 +235,8 @@ def main() -> None:
     lines += [
         "## What else was running",
         "",
+        f"Measured from /proc/stat: {others.summary()}.",
+        "",
         "Before the run:",
         "",
         "```",
@@ -249,6 +252,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
+    print(others.summary())
     print(f"written: {write_report('search', text)}")
     print("; ".join(summary))
 
