@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from evalkit.errors import EvalkitError
-from evalkit.search import dense
 from evalkit.search.corpus_chunks import CorpusChunks, release_pages
 from evalkit.search.dense import exact_top_k, l2_normalized
+from evalkit.search.normalize import ChunkNormalizer
 from evalkit.search.running_top_k import RunningTopK, best_first
 
 
@@ -70,16 +70,27 @@ def test_no_more_than_one_chunk_is_normalised_at_a_time(vectors, monkeypatch: py
     """The memory bound by construction: every copy of corpus rows is a chunk, never the corpus."""
     queries, docs = vectors
     seen: list[int] = []
-    original = dense.finite_unit_rows
+    original = ChunkNormalizer.__call__
 
-    def recording(rows: np.ndarray, **kwargs) -> np.ndarray:
-        if kwargs["what"] == "document":
-            seen.append(len(rows))
-        return original(rows, **kwargs)
+    def recording(self: ChunkNormalizer, rows: np.ndarray, **kwargs) -> np.ndarray:
+        seen.append(len(rows))
+        return original(self, rows, **kwargs)
 
-    monkeypatch.setattr(dense, "finite_unit_rows", recording)
+    monkeypatch.setattr(ChunkNormalizer, "__call__", recording)
     exact_top_k(queries, docs, 10, doc_chunk=32)
     assert sum(seen) == len(docs) and max(seen) <= 32
+
+
+def test_chunk_normaliser_is_l2_normalized_bit_for_bit() -> None:
+    rng = np.random.default_rng(5)
+    vectors = (rng.normal(size=(1000, 48)) * rng.uniform(1e-3, 1e3, size=(1000, 1))).astype(np.float32)
+    vectors[17] = 0.0
+    normalise = ChunkNormalizer()
+    for start, stop in [(0, 300), (300, 600), (600, 650), (650, 1000)]:  # the buffers shrink and grow again
+        assert np.array_equal(normalise(vectors[start:stop], what="document"), l2_normalized(vectors[start:stop]))
+    vectors[700, 3] = np.inf
+    with pytest.raises(EvalkitError, match="document vector 1200"):
+        normalise(vectors[600:], what="document", first_row=1100)
 
 
 def test_results_do_not_depend_on_thread_count(vectors) -> None:

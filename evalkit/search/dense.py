@@ -25,7 +25,7 @@ import numpy as np
 
 from evalkit.errors import EvalkitError
 from evalkit.search.corpus_chunks import CorpusChunk, CorpusChunks, release_pages
-from evalkit.search.normalize import finite_unit_rows, l2_normalized
+from evalkit.search.normalize import ChunkNormalizer, finite_unit_rows, l2_normalized
 from evalkit.search.running_top_k import RunningTopK, best_first, merge_top_k
 
 __all__ = ["SEARCH_BACKENDS", "SearchBackend", "TopK", "exact_top_k", "l2_normalized"]
@@ -118,9 +118,10 @@ def _chunked_top_k(
 def _search_chunks(queries: np.ndarray, chunks: Sequence[CorpusChunk], k: int) -> RunningTopK:
     """One worker's share: the running top-k of ``queries`` over ``chunks``."""
     best = RunningTopK(len(queries), k)
+    unit_rows = ChunkNormalizer()
     tile_buffer = np.empty(0, dtype=np.float32)
     for chunk in chunks:
-        docs = finite_unit_rows(chunk.vectors, what="document", first_row=chunk.start)
+        docs = unit_rows(chunk.vectors, what="document", first_row=chunk.start)
         release_pages(chunk.vectors)
         for first in range(0, len(queries), TILE_QUERIES):
             block = queries[first : first + TILE_QUERIES]

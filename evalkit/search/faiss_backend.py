@@ -15,7 +15,7 @@ import numpy as np
 
 from evalkit.errors import EvalkitError
 from evalkit.search.corpus_chunks import CorpusChunks, release_pages
-from evalkit.search.normalize import finite_unit_rows
+from evalkit.search.normalize import ChunkNormalizer
 
 
 def import_faiss() -> ModuleType:
@@ -36,8 +36,9 @@ def faiss_top_k(
     """Scores (float32) and indices (int64) of each unit query's k best documents, best first as faiss orders them."""
     faiss = import_faiss()
     index = faiss.IndexFlatIP(corpus.dim)
+    unit_rows = ChunkNormalizer()  # faiss copies what it adds, so the buffer can be reused
     for chunk in corpus:
-        index.add(finite_unit_rows(chunk.vectors, what="document", first_row=chunk.start))
+        index.add(unit_rows(chunk.vectors, what="document", first_row=chunk.start))
         release_pages(chunk.vectors)
     with _omp_threads(faiss, threads):
         scores, indices = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
