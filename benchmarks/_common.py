@@ -122,3 +122,25 @@ def other_activity(limit: int = 5) -> str:
             busy.append(f"    pid {fields[0]}, {fields[8]}% CPU: {fields[11][:120]}")
     lines.append("other processes using ≥5% CPU at this moment (top):")
     return "\n".join(lines + (busy[:limit] or ["    none"]))
+
+
+def activity_section(others: OtherCpu, before: str) -> list[str]:
+    """The report's closing section: how much CPU other processes took, and what ran before and after."""
+    return [
+        "## What else was running",
+        "",
+        f"Measured from /proc/stat: {others.summary()}.",
+        "",
+        "Before the run:",
+        "",
+        "```",
+        before,
+        "```",
+        "",
+        "After the run:",
+        "",
+        "```",
+        other_activity(),
+        "```",
+        "",
+    ]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pytrec_eval
-from _common import OtherCpu, other_activity
+from _common import OtherCpu, activity_section, other_activity
 from _machine import machine_header, write_report
 
 from evalkit.metrics.retrieval import K_VALUES, PerQueryScores, evaluate_run
@@ -178,24 +178,7 @@ def main() -> None:
             section, line = scenario(name, decimals, args)
             lines += section
             summary.append(line)
-    lines += [
-        "## What else was running",
-        "",
-        f"Measured from /proc/stat: {others.summary()}.",
-        "",
-        "Before the run:",
-        "",
-        "```",
-        activity_before,
-        "```",
-        "",
-        "After the run:",
-        "",
-        "```",
-        other_activity(),
-        "```",
-        "",
-    ]
+    lines += activity_section(others, activity_before)
     text = "\n".join(lines)
     print(text)
     print(others.summary())

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherCpu, PeakMemory, other_activity
+from _common import OtherCpu, PeakMemory, activity_section, other_activity
 from _machine import machine_header, write_report
 
 from evalkit.search.corpus_chunks import release_pages
@@ -232,24 +232,7 @@ def main() -> None:
             lines += [f"evalkit ({main_run.label}) against {run.label}:", ""]
             lines += [*compare(corpus, queries, main_run, run.indices, run.scores), ""]
         summary.append(f"fastest faiss at {args.threads} threads {fastest.seconds:.2f} s, ratio {ratio:.2f}×")
-    lines += [
-        "## What else was running",
-        "",
-        f"Measured from /proc/stat: {others.summary()}.",
-        "",
-        "Before the run:",
-        "",
-        "```",
-        activity_before,
-        "```",
-        "",
-        "After the run:",
-        "",
-        "```",
-        other_activity(),
-        "```",
-        "",
-    ]
+    lines += activity_section(others, activity_before)
     text = "\n".join(lines)
     print(text)
     print(others.summary())
