@@ -118,6 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         token_budget=args.token_budget,
         device=args.device,
         precision=args.precision,
+        runtime=args.runtime,
+        search_backend=args.search_backend,
+        model_overrides={
+            "pooling": args.pooling,
+            "max_length": args.max_length,
+            "normalize": args.normalize,
+            "query_instruction": args.query_instruction,
+        },
         use_cache=not args.no_cache,
         cache_dir=args.cache_dir,
         allow_hub=not args.no_hub,
@@ -205,6 +213,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="fp32 (faithful, default); bf16 on AMX CPUs and GPUs; fp16 on GPUs",
     )
+    run_p.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="forward pass: ONNX Runtime or torch; auto takes ONNX Runtime for fp32 on a CPU when installed",
+    )
+    run_p.add_argument(
+        "--search-backend",
+        choices=("numpy", "faiss"),
+        default="numpy",
+        help="exact top-k search: evalkit's chunked search (default) or faiss IndexFlatIP (pip install evalkit[faiss])",
+    )
+    settings = run_p.add_argument_group(
+        "model settings (ablations: the run lands in a revision folder tagged with what changed)"
+    )
+    settings.add_argument("--pooling", choices=("mean", "cls"), help="override the model's pooling")
+    settings.add_argument("--max-length", type=int, help="override the model's maximum tokens per text")
+    settings.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=None, help="override L2 normalisation"
+    )
+    settings.add_argument("--query-instruction", metavar="TEXT", help="replace the model's query prompts with TEXT")
     run_p.add_argument("--no-hub", action="store_true", help="never fall back to the Hugging Face hub")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
     run_p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
@@ -221,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models_p = sub.add_parser("models", help="list the model registry")
     models_p.set_defaults(func=cmd_models)
+
+    from evalkit.cli_reports import add_report_commands
+
+    add_report_commands(sub)
     return parser
 
 

@@ -6,12 +6,16 @@ bad input fails fast and leaves nothing half-written.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,7 @@ from evalkit.evaluators.retrieval import evaluate_retrieval
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.loaders import load_task_data
 from evalkit.records import PairSplit, RetrievalSplit, TaskData
-from evalkit.registry.models import ModelSpec, resolve_model
+from evalkit.registry.models import POOLINGS, ModelSpec, resolve_model
 from evalkit.registry.tasks import (
     MTEB_NATIVE_TYPES,
     TaskRegistry,
@@ -42,6 +46,7 @@ from evalkit.results.atomic import write_json, write_jsonl_gz
 from evalkit.results.layout import ResultsLayout
 from evalkit.results.run_record import run_record
 from evalkit.results.task_result import mteb_task_result, per_item_rows, write_aggregate_result
+from evalkit.search.dense import SearchBackend
 
 
 def default_data_dirs() -> list[Path]:
@@ -78,6 +83,9 @@ class RunConfig:
     token_budget: int | None = None  # None: the device's default (see default_token_budget)
     device: str = "cpu"
     precision: str = "fp32"
+    runtime: str = "auto"  # torch, onnx (ONNX Runtime, fp32 CPU), or auto: onnx where it fits and is installed
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)  # see apply_model_overrides
+    search_backend: SearchBackend = "numpy"  # exact top-k: our chunked numpy search, or faiss (identical rankings)
     use_cache: bool = True
     cache_dir: Path | None = None  # None: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit
     allow_hub: bool = True
@@ -112,6 +120,55 @@ class RunSummary:
     @property
     def complete(self) -> bool:
         return not self.skipped
+
+
+OVERRIDABLE = ("pooling", "max_length", "normalize", "query_instruction")
+
+
+def apply_model_overrides(model: ModelSpec, overrides: Mapping[str, Any]) -> tuple[ModelSpec, str]:
+    """The model with its settings overridden for an ablation, and the tag its results folder gets.
+
+    The tag (``+pooling-cls+max_length-128``) names each setting that differs from the model's own, so runs with
+    different settings land in different revision folders and never overwrite the model's faithful results.
+    ``query_instruction`` replaces every query prompt the model has (document prompts are kept).
+    """
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise EvalkitError(f"unknown model setting(s): {', '.join(unknown)}", field=unknown[0])
+    changes: dict[str, Any] = {}
+    tags: list[str] = []
+    for name in OVERRIDABLE:
+        if name not in overrides or overrides[name] is None:
+            continue
+        value = overrides[name]
+        if name == "pooling" and value not in POOLINGS:
+            raise EvalkitError(f"pooling must be one of {', '.join(POOLINGS)}, got '{value}'", field="pooling")
+        if name == "max_length" and (not isinstance(value, int) or value < 1):
+            raise EvalkitError(f"max_length must be a positive integer, got {value!r}", field="max_length")
+        if name == "query_instruction":
+            prompts = {
+                (key if key == "document" or key.endswith("-document") else f"{key}-document"): text
+                for key, text in model.prompts.items()
+                if key != "query" and not key.endswith("-query")
+            }
+            prompts["query"] = str(value)
+            if prompts != model.prompts:
+                changes["prompts"] = prompts
+                digest = hashlib.sha256(str(value).encode()).hexdigest()[:8]
+                tags.append(f"+query_instruction-{digest}")
+            continue
+        if getattr(model, name) != value:
+            changes[name] = value
+            shown = {True: "on", False: "off"}.get(value, value) if name == "normalize" else value
+            tags.append(f"+{name}-{shown}")
+    return (replace(model, **changes) if changes else model), "".join(tags)
+
+
+def _scratch_dir() -> Path:
+    """A folder for derived artefacts (an ONNX export) when the cache is off; removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="evalkit-artifacts-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def results_revision(model: ModelSpec, encoder: Encoder) -> str:
@@ -173,7 +230,12 @@ def plan_run(config: RunConfig, registry: TaskRegistry) -> RunPlan:
 
 
 def _evaluate_own(
-    spec: TaskSpec, data: TaskData, encoder: Encoder, core: EmbeddingCore, prompts: TaskPrompts
+    spec: TaskSpec,
+    data: TaskData,
+    encoder: Encoder,
+    core: EmbeddingCore,
+    prompts: TaskPrompts,
+    search_backend: SearchBackend = "numpy",
 ) -> list[SplitOutcome]:
     """Types evalkit scores itself, keeping per-query / per-pair values."""
     outcomes: list[SplitOutcome] = []
@@ -196,6 +258,7 @@ def _evaluate_own(
                     core,
                     remove_self_hits=spec.remove_self_hits,
                     corpus_vectors=corpus_vectors.get(id(split.corpus)),
+                    search_backend=search_backend,
                     **common,
                 )
             elif isinstance(split, PairSplit):
@@ -214,6 +277,7 @@ def evaluate_task(
     *,
     model: ModelSpec,
     revision: str,
+    search_backend: SearchBackend = "numpy",
 ) -> TaskOutcome:
     started = time.perf_counter()
     if spec.type in MTEB_NATIVE_TYPES:
@@ -229,7 +293,7 @@ def evaluate_task(
         )
     else:
         prompts = TaskPrompts.resolve(model.prompts, task_name=spec.name, task_type=spec.type)
-        outcomes = _evaluate_own(spec, data, encoder, core, prompts)
+        outcomes = _evaluate_own(spec, data, encoder, core, prompts, search_backend)
     return TaskOutcome(task_name=spec.name, splits=outcomes, evaluation_time_s=time.perf_counter() - started)
 
 
@@ -269,15 +333,21 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     registry = registry or default_registry()
     plan = plan_run(config, registry)
     specs, skipped = plan.specs, list(plan.skipped)
-    model = resolve_model(config.model)
+    model, settings_tag = apply_model_overrides(resolve_model(config.model), config.model_overrides)
     datasets, missing, errors = _load_all(specs, config)
     skipped += missing
     if not datasets:
         if len(errors) == 1:
             raise errors[0]
         raise MissingDataError(f"no data for any of the {len(specs)} tasks: " + " | ".join(map(str, errors)))
-    encoder = load_encoder(model, device=config.device, precision=config.precision)
     cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
+    encoder = load_encoder(
+        model,
+        device=config.device,
+        precision=config.precision,
+        runtime=config.runtime,
+        artifact_dir=cache.root if cache is not None else _scratch_dir(),
+    )
     core = EmbeddingCore(
         token_budget=config.token_budget or default_token_budget(config.device, config.precision),
         batch_size=config.batch_size,
@@ -285,6 +355,7 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
         cache=cache,
     )
     revision = results_revision(model, encoder)
+    revision += settings_tag  # an ablation never overwrites the model's own results
     if config.precision != "fp32":  # reduced-precision scores never overwrite the faithful fp32 ones
         revision = f"{revision}-{config.precision}"
     layout = ResultsLayout(config.output_dir, model.results_folder_name, revision)
@@ -292,7 +363,15 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     written = []
     for spec in (s for s in specs if s.name in datasets):
         started_at = dt.datetime.now(dt.timezone.utc)
-        outcome = evaluate_task(spec, datasets[spec.name], encoder, core, model=model, revision=layout.revision)
+        outcome = evaluate_task(
+            spec,
+            datasets[spec.name],
+            encoder,
+            core,
+            model=model,
+            revision=layout.revision,
+            search_backend=config.search_backend,
+        )
         finished_at = dt.datetime.now(dt.timezone.utc)
         record = run_record(
             spec=spec,
@@ -304,6 +383,9 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
                 "token_budget": core.token_budget,
                 "device": config.device,
                 "precision": config.precision,
+                "runtime": getattr(encoder, "runtime", "torch"),
+                "search_backend": config.search_backend,
+                "model_overrides": dict(config.model_overrides),
                 "cache": str(cache.store) if cache is not None else None,
                 "embedding_stats": dict(core.stats),
             },

@@ -171,3 +171,9 @@ def test_a_user_dataset_runs_from_one_spec_file(
     scores = result.scores["dev"][0]
     assert scores["main_score"] == scores["ndcg_at_10"] == 1.0  # the model finds every answer first
     assert scores["recall_at_1"] == 1.0 and scores["precision_at_3"] == pytest.approx(1 / 3, abs=1e-5)
+    # the faiss backend ranks identically: same per-query scores, and the run records which backend searched
+    faiss_out = tmp_path / "results-faiss"
+    assert run_cli("--tasks", "ToyRetrieval", "--output", str(faiss_out), "--search-backend", "faiss") == 0
+    assert load_with_mteb(faiss_out / RESULTS / "ToyRetrieval.json").scores == result.scores
+    record = json.loads((faiss_out / RESULTS / "evalkit" / "ToyRetrieval.run.json").read_text())
+    assert record["run_settings"]["search_backend"] == "faiss"

@@ -33,6 +33,7 @@ def weights_fingerprint(folder: Path) -> str:
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+RUNTIMES = ("auto", "torch", "onnx")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -42,9 +43,21 @@ class HFEncoder:
     ``precision``: fp32 (the faithful default), or bf16/fp16. On a GPU the reduced precision comes from autocast
     (weights stay fp32, matrix products run in half precision); on a CPU the weights are cast to bf16, which
     oneDNN runs on AMX where the processor has it. Pooling and normalisation are always computed in fp32.
+
+    ``runtime``: ``torch``, ``onnx`` (ONNX Runtime; fp32 on a CPU only) or ``auto``, which takes ONNX Runtime for
+    fp32 on a CPU when it is installed (the fastest faithful path measured, ``reports/bench/fp32_paths.md``) and
+    torch otherwise. The exported graph is kept under ``artifact_dir`` (the embedding cache folder by default).
     """
 
-    def __init__(self, spec: ModelSpec, *, device: str = "cpu", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        runtime: str = "auto",
+        artifact_dir: Path | None = None,
+    ) -> None:
         if spec.local_path is None:
             raise UnknownModelError(f"model '{spec.name}' has no local weights")
         if precision not in PRECISIONS:
@@ -68,6 +81,24 @@ class HFEncoder:
         self._autocast = self.device.type == "cuda" and precision != "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
+        self.runtime = self._resolve_runtime(runtime)
+        self._artifact_dir = artifact_dir
+
+    def _resolve_runtime(self, runtime: str) -> str:
+        from evalkit.encoders.onnx_runtime import onnxruntime_available
+
+        if runtime not in RUNTIMES:
+            raise EvalkitError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})", field="runtime")
+        onnx_fits = self.device.type == "cpu" and self.precision == "fp32"
+        if runtime == "auto":
+            return "onnx" if onnx_fits and onnxruntime_available() else "torch"
+        if runtime == "onnx" and not onnx_fits:
+            raise EvalkitError("--runtime onnx runs fp32 on a CPU only", field="runtime")
+        if runtime == "onnx" and not onnxruntime_available():
+            raise EvalkitError(
+                "--runtime onnx needs the onnxruntime package (pip install onnxruntime)", field="runtime"
+            )
+        return runtime
 
     @cached_property
     def model(self) -> torch.nn.Module:
@@ -86,6 +117,30 @@ class HFEncoder:
         if self.device.type == "cpu" and self.precision == "bf16":
             model.to(torch.bfloat16)
         return model
+
+    @cached_property
+    def _onnx_forward(self):
+        """The exported graph, exported and checked against torch on first use, then reused from disk."""
+        from transformers import AutoModel
+
+        from evalkit.cache.store import default_cache_dir
+        from evalkit.encoders.onnx_runtime import OnnxForward, export_checked
+
+        root = self._artifact_dir if self._artifact_dir is not None else default_cache_dir()
+        kind = "bert-tt" if self._uses_token_types else "plain"
+        path = root / "onnx" / f"{self._weights_sha256[:32]}-{kind}-opset17.onnx"
+        if not path.is_file():
+            folder = self.spec.local_path
+            assert folder is not None
+            eager = AutoModel.from_pretrained(
+                folder,
+                config=self._config,
+                trust_remote_code=False,
+                attn_implementation="eager",
+                use_safetensors=any(folder.glob("*.safetensors")),
+            )
+            export_checked(eager.eval(), self._uses_token_types, path)
+        return OnnxForward(path, self._uses_token_types, threads=torch.get_num_threads())
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         return [prompt + text for text in texts] if prompt else list(texts)
@@ -112,8 +167,11 @@ class HFEncoder:
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-        with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
-            hidden = self.model(**inputs).last_hidden_state.float()
+        if self.runtime == "onnx":
+            hidden = self._onnx_forward(inputs["input_ids"], inputs["attention_mask"])
+        else:
+            with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
+                hidden = self.model(**inputs).last_hidden_state.float()
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -134,5 +192,6 @@ class HFEncoder:
             "revision": self.spec.revision,
             "weights_sha256": self._weights_sha256,
             "precision": self.precision,
+            "runtime": self.runtime,
             **self.spec.settings(),
         }

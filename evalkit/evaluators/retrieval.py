@@ -13,7 +13,7 @@ from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, trec_order
 from evalkit.records import Corpus, RetrievalSplit
-from evalkit.search.dense import TopK, exact_top_k
+from evalkit.search.dense import SearchBackend, TopK, exact_top_k
 
 TOP_K = 1000
 
@@ -56,6 +56,7 @@ def evaluate_retrieval(
     k_values: Sequence[int] = K_VALUES,
     corpus_vectors: np.ndarray | None = None,
     prompts: TaskPrompts = NO_PROMPTS,
+    search_backend: SearchBackend = "numpy",
 ) -> tuple[SplitOutcome, np.ndarray]:
     """Scores of one split; also returns the corpus vectors so other splits over the same corpus reuse them."""
     started = time.perf_counter()
@@ -68,7 +69,7 @@ def evaluate_retrieval(
         encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"{split_name} queries"
     )
     queries_done = time.perf_counter()
-    top = exact_top_k(query_vectors, corpus_vectors, max(TOP_K, *k_values))
+    top = exact_top_k(query_vectors, corpus_vectors, max(TOP_K, *k_values), search_backend=search_backend)
     ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)
     searched = time.perf_counter()
     per_query = evaluate_ranked(split.queries.ids, ranked, split.qrels, k_values)
