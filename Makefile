@@ -6,7 +6,9 @@ STAMP := $(VENV)/.evalkit-installed
 DATA_DIR ?= $(or $(EVALKIT_DATA_DIR),$(wildcard ../shared/data/tasks))
 DEMO_TASKS := SciFact STSBenchmark ATEC BQ LCQMC PAWSX STSB AFQMC QBQTC
 
-.PHONY: install demo test lint bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install browser demo test lint bench clean
 
 install: $(STAMP)
 
@@ -18,11 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The HTML report test drives Debian's Chromium through Playwright (never Playwright's own browser download).
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+		(apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null)
+
 demo: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 EVALKIT_DATA_DIR=$(DATA_DIR) \
 		$(BIN)/evalkit run --model sentence-transformers/all-MiniLM-L6-v2 --tasks $(DEMO_TASKS) --output results
 
-test: install
+test: install browser
 	$(BIN)/ruff check evalkit tests benchmarks
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 

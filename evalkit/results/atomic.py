@@ -39,3 +39,7 @@ def write_json(path: Path, obj: Any) -> None:
 def write_jsonl_gz(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     _write_atomic(path, gzip.compress(text.encode("utf-8"), mtime=0))
+
+
+def write_text(path: Path, text: str) -> None:
+    _write_atomic(Path(path), text.encode("utf-8"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+EVALKIT_DIR = "evalkit"  # our side files, in a subfolder the MTEB results loaders never read
+
 
 @dataclass(frozen=True)
 class ResultsLayout:
@@ -22,10 +24,10 @@ class ResultsLayout:
         return self.revision_dir / f"{task_name}.json"
 
     def per_item(self, task_name: str) -> Path:
-        return self.revision_dir / "evalkit" / f"{task_name}.per_item.jsonl.gz"
+        return self.revision_dir / EVALKIT_DIR / f"{task_name}.per_item.jsonl.gz"
 
     def run_record(self, task_name: str) -> Path:
-        return self.revision_dir / "evalkit" / f"{task_name}.run.json"
+        return self.revision_dir / EVALKIT_DIR / f"{task_name}.run.json"
 
     @property
     def model_meta(self) -> Path:

@@ -1,0 +1,131 @@
+"""The report commands: ``leaderboard``, ``diff``, ``compare`` and ``submit``. Each reads result folders only.
+
+Exit codes: 0 fine; 1 ``diff`` found a significant regression; 2 bad input or runs that cannot be compared.
+Every output file is written whole or not at all, after all the work that could fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evalkit.results.atomic import write_text
+
+EXIT_REGRESSION = 1
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text(out, text)
+        print(f"written: {out}", file=sys.stderr)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from evalkit.reports.leaderboard import build_leaderboard, render
+
+    board = build_leaderboard(args.results, args.benchmark)
+    _emit(render(board, args.format, decimals=args.decimals), args.out)
+    return 0
+
+
+def _settings(args: argparse.Namespace):
+    from evalkit.reports.diff import DiffSettings
+
+    return DiffSettings(
+        test=args.test, alpha=args.alpha, max_drop=args.max_drop, resamples=args.resamples, seed=args.seed
+    )
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from evalkit.reports.diff import diff_runs, format_text
+    from evalkit.reports.diff_formats import format_junit, format_markdown
+    from evalkit.reports.runs import load_run
+
+    diff = diff_runs(load_run(args.baseline), load_run(args.candidate), _settings(args))
+    if args.markdown:
+        write_text(args.markdown, format_markdown(diff))
+    if args.junit:
+        write_text(args.junit, format_junit(diff))
+    print(format_text(diff))
+    return diff.exit_code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalkit.reports.compare import compare_runs, format_compare_html, format_compare_markdown
+    from evalkit.reports.runs import load_run
+
+    baseline = load_run(args.baseline)
+    runs = [load_run(path) for path in args.runs]
+    diffs = compare_runs(baseline, runs, _settings(args))
+    markdown = format_compare_markdown(diffs)
+    if args.html:
+        write_text(args.html, format_compare_html(diffs, title=args.title))
+    if args.markdown:
+        write_text(args.markdown, markdown)
+    print(markdown)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from evalkit.results.submit import submit_results
+
+    written = submit_results(args.results, args.out, allow_suffixed_revision=args.allow_ablation_revision)
+    for path in written:
+        print(path)
+    print(f"{len(written)} files written under {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add_test_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--test",
+        choices=("bootstrap", "permutation", "ttest"),
+        default="bootstrap",
+        help="paired test (default: bootstrap)",
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm (default 0.05)")
+    parser.add_argument(
+        "--max-drop", type=float, default=0.0, help="tolerated drop of a main score, in points ×100 (default 0)"
+    )
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap/permutation resamples (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+
+
+def add_report_commands(sub: argparse._SubParsersAction) -> None:
+    board = sub.add_parser("leaderboard", help="models × tasks with MTEB's averages and Borda rank")
+    board.add_argument("results", nargs="+", type=Path, help="results folders (any MTEB results layout)")
+    board.add_argument("--benchmark", help='score on a benchmark\'s tasks, e.g. "MTEB(eng, v1)"')
+    board.add_argument("--format", choices=("md", "csv", "html", "latex"), default="md")
+    board.add_argument("--decimals", type=int, default=2)
+    board.add_argument("--out", type=Path, help="write here instead of standard output")
+    board.set_defaults(func=cmd_leaderboard)
+
+    diff = sub.add_parser("diff", help="regression check: candidate vs baseline with paired tests (exit 1: regression)")
+    diff.add_argument("baseline", type=Path, help="results folder of the baseline run")
+    diff.add_argument("candidate", type=Path, help="results folder of the candidate run")
+    _add_test_options(diff)
+    diff.add_argument("--markdown", type=Path, help="also write a pull-request comment here")
+    diff.add_argument("--junit", type=Path, help="also write JUnit XML here (one test case per task)")
+    diff.set_defaults(func=cmd_diff)
+
+    compare = sub.add_parser("compare", help="ablation report: runs against a baseline, with plots")
+    compare.add_argument("runs", nargs="+", type=Path, help="results folders of the runs")
+    compare.add_argument("--baseline", type=Path, required=True, help="results folder of the baseline run")
+    _add_test_options(compare)
+    compare.add_argument("--html", type=Path, help="write a self-contained HTML report here")
+    compare.add_argument("--markdown", type=Path, help="write the Markdown table here")
+    compare.add_argument("--title", default="evalkit ablation comparison")
+    compare.set_defaults(func=cmd_compare)
+
+    submit = sub.add_parser("submit", help="write results in the embeddings-benchmark/results layout, checked")
+    submit.add_argument("results", type=Path, help="a results folder written by evalkit run")
+    submit.add_argument("--out", type=Path, required=True, help="root of the results repository layout")
+    submit.add_argument(
+        "--allow-ablation-revision",
+        action="store_true",
+        help="accept a revision folder evalkit suffixed for changed settings (e.g. -bf16); refused by default",
+    )
+    submit.set_defaults(func=cmd_submit)

@@ -1,0 +1,166 @@
+"""Ablation comparison: every run against one baseline on every task they share, as Markdown or one HTML file.
+
+Each run's comparison with the baseline is one family for Holm's correction (the question "is this ablation
+better or worse than the baseline?"), as in ``evalkit diff``. The HTML report is self-contained: inline CSS and SVG,
+no script, no network; every string from a results file is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from statistics import fmean
+
+from evalkit.reports.diff import DiffSettings, RunDiff, TaskComparison, describe_settings, diff_runs
+from evalkit.reports.escape import escape_html, escape_markdown
+from evalkit.reports.runs import Run
+from evalkit.reports.svg import Interval, grouped_bars, interval_chart
+
+
+def compare_runs(baseline: Run, runs: Sequence[Run], settings: DiffSettings | None = None) -> list[RunDiff]:
+    return [diff_runs(baseline, run, settings, shared_only=True) for run in runs]
+
+
+def _marker(task: TaskComparison) -> str:
+    """▲/▼ for a significant change (after Holm), · for none, ? when untested."""
+    if task.test is None:
+        return "?"
+    if task.significant:
+        return "▲" if task.delta > 0 else "▼"
+    return "·"
+
+
+def _tally(diff: RunDiff) -> tuple[int, int, int]:
+    """Tasks significantly better / not significantly different or untested / significantly worse."""
+    better = sum(1 for t in diff.tasks if t.significant and t.delta > 0)
+    worse = sum(1 for t in diff.tasks if t.significant and t.delta < 0)
+    return better, len(diff.tasks) - better - worse, worse
+
+
+def _type_means(diff: RunDiff) -> dict[str, tuple[float, float]]:
+    by_type: dict[str, list[TaskComparison]] = {}
+    for task in diff.tasks:
+        by_type.setdefault(task.task_type, []).append(task)
+    return {
+        name: (100 * fmean(t.baseline for t in tasks), 100 * fmean(t.candidate for t in tasks))
+        for name, tasks in sorted(by_type.items())
+    }
+
+
+def _run_label(run: Run, baseline: Run) -> str:
+    """The shortest honest name: the revision folder when the model is the baseline's, else model@revision."""
+    return run.revision if run.model == baseline.model else run.label
+
+
+def _all_tasks(diffs: Sequence[RunDiff]) -> list[str]:
+    return sorted({t.task for d in diffs for t in d.tasks})
+
+
+def format_compare_markdown(diffs: Sequence[RunDiff]) -> str:
+    baseline = diffs[0].baseline
+    tasks = _all_tasks(diffs)
+    labels = [_run_label(d.candidate, baseline) for d in diffs]
+    lines = [
+        f"### Ablations against {escape_markdown(baseline.label)}",
+        "",
+        f"{escape_markdown(describe_settings(diffs[0].settings, len(tasks)))}; each run is one family. "
+        "▲/▼ significant after Holm, · not significant, ? untested (no per-item scores).",
+        "",
+        "| task | baseline | " + " | ".join(escape_markdown(label) for label in labels) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in labels) + " |",
+    ]
+    for name in tasks:
+        found = [next((t for t in d.tasks if t.task == name), None) for d in diffs]
+        base_score = next(t.baseline for t in found if t is not None)
+        cells = [
+            f"{100 * t.candidate:.2f} ({100 * t.delta:+.2f}) {_marker(t)}" if t is not None else "—" for t in found
+        ]
+        lines.append(f"| {escape_markdown(name)} | {100 * base_score:.2f} | " + " | ".join(cells) + " |")
+    tallies = [_tally(d) for d in diffs]
+    lines.append("| *better / same / worse* | | " + " | ".join(f"{b} / {s} / {w}" for b, s, w in tallies) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }
+table { border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+td.up { background: #e6f4ea; } td.down { background: #fce8e6; }
+.meta { color: #555; font-size: 0.9rem; }
+figure { margin: 1.5rem 0; }
+"""
+
+
+def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablation comparison") -> str:
+    baseline = diffs[0].baseline
+    tasks = _all_tasks(diffs)
+    labels = [_run_label(d.candidate, baseline) for d in diffs]
+    header = "".join(f"<th>{escape_html(label)}</th>" for label in labels)
+    rows = []
+    for name in tasks:
+        found = [next((t for t in d.tasks if t.task == name), None) for d in diffs]
+        first = next(t for t in found if t is not None)
+        cells = []
+        for t in found:
+            if t is None:
+                cells.append("<td>—</td>")
+                continue
+            css = "up" if t.significant and t.delta > 0 else "down" if t.significant and t.delta < 0 else ""
+            detail = ""
+            if t.test is not None:
+                detail = (
+                    f"CI [{100 * t.test.ci_low:+.2f}, {100 * t.test.ci_high:+.2f}], p (Holm) {t.p_adjusted:.4f}, "
+                    f"W/T/L {t.test.wins}/{t.test.ties}/{t.test.losses}"
+                )
+            else:
+                detail = f"untested: {t.note}"
+            cells.append(
+                f'<td class="{css}" title="{escape_html(detail)}">{100 * t.candidate:.2f} '
+                f"({100 * t.delta:+.2f}) {_marker(t)}</td>"
+            )
+        rows.append(
+            f"<tr><td>{escape_html(name)} <small>({escape_html(first.task_type)}, "
+            f"{escape_html(first.main_score)})</small></td><td>{100 * first.baseline:.2f}</td>{''.join(cells)}</tr>"
+        )
+    tallies = "".join(f"<td>{b} / {s} / {w}</td>" for b, s, w in (_tally(d) for d in diffs))
+    rows.append(f"<tr><td><em>better / same / worse</em></td><td></td>{tallies}</tr>")
+
+    charts = []
+    for diff, label in zip(diffs, labels, strict=True):
+        intervals = [
+            Interval(
+                label=t.task,
+                value=100 * t.delta,
+                low=100 * t.test.ci_low if t.test else None,
+                high=100 * t.test.ci_high if t.test else None,
+                significant=t.significant,
+            )
+            for t in diff.tasks
+        ]
+        charts.append(f"<figure>{interval_chart(f'{label} vs baseline: per-task delta', intervals)}</figure>")
+    types = sorted({t.task_type for d in diffs for t in d.tasks})
+    series: list[tuple[str, list[float | None]]] = [
+        ("baseline", [next((m[t][0] for m in map(_type_means, diffs) if t in m), None) for t in types])
+    ]
+    for diff, label in zip(diffs, labels, strict=True):
+        means = _type_means(diff)
+        series.append((label, [means[t][1] if t in means else None for t in types]))
+    charts.append(f"<figure>{grouped_bars('Average main score per task type (×100)', types, series)}</figure>")
+    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    method = escape_html(describe_settings(diffs[0].settings, len(tasks)))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<style>{_CSS}</style></head>
+<body>
+<h1>{escape_html(title)}</h1>
+<p class="meta">Baseline: <code>{escape_html(baseline.label)}</code>. {method};
+each run is one family. ▲/▼ significant after Holm, · not significant, ? untested (no per-item scores).
+Cells: score (delta); hover for the interval, adjusted p-value and per-item wins/ties/losses. Generated {generated}.</p>
+<table id="comparison"><thead><tr><th>task</th><th>baseline</th>{header}</tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+{"".join(charts)}
+</body></html>
+"""

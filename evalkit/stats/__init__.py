@@ -1,0 +1,1 @@
+"""Statistics for comparing runs: paired tests and multiple-comparison correction."""
