@@ -1,6 +1,7 @@
 """Parity check: evalkit's STS scores against mteb's own STS evaluator with sentence-transformers, same local data.
 
-Reads evalkit's result files under results/ (run `evalkit run` first) and runs mteb's evaluator for each task on
+Reads evalkit's result files under results/ (run `evalkit run` first; ``EVALKIT_PARITY_RESULTS`` names another
+revision folder) and runs mteb's evaluator for each task on
 the same mirror files. Prints one line per task: {split: (mteb cosine_spearman, evalkit cosine_spearman)}.
 
     .venv/bin/python benchmarks/parity_sts_vs_mteb.py STSBenchmark BIOSSES ...
@@ -18,7 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT / "../shared/data/tasks"
-RESULTS = ROOT / "results/sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
+RESULTS = Path(
+    os.environ.get(
+        "EVALKIT_PARITY_RESULTS",
+        ROOT / "results/sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a",
+    )
+)
 
 
 def main(tasks: list[str]) -> None:

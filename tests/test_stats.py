@@ -90,3 +90,32 @@ def test_bad_input_is_refused() -> None:
         PairedItems("spearman", np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="unknown test"):
         paired_test(PairedItems("mean", np.zeros(3), np.zeros(3)), "wilcoxon")
+
+
+def test_count_based_ranks_equal_spearman_on_the_materialised_resample() -> None:
+    from evalkit.stats.paired import _TieGroups, _weighted_correlation
+
+    rng = np.random.default_rng(6)
+    gold = np.round(rng.random(60) * 5, 1)  # ties on purpose
+    predicted = np.round(gold + rng.normal(0, 1, 60), 2)
+    counts = rng.multinomial(60, np.full(60, 1 / 60), size=5).astype(float)
+    fast = _weighted_correlation(_TieGroups(gold).ranks(counts), _TieGroups(predicted).ranks(counts), counts)
+    for row, weights in enumerate(counts):
+        index = np.repeat(np.arange(60), weights.astype(int))
+        assert fast[row] == pytest.approx(scipy_stats.spearmanr(gold[index], predicted[index]).statistic, abs=1e-12)
+
+
+def test_spearman_permutation_p_value_matches_a_direct_computation() -> None:
+    rng = np.random.default_rng(8)
+    gold = rng.random(40)
+    base = gold + rng.normal(0, 0.3, 40)
+    cand = gold + rng.normal(0, 0.6, 40)
+    observed = abs(scipy_stats.spearmanr(gold, cand).statistic - scipy_stats.spearmanr(gold, base).statistic)
+    direct = []
+    for _ in range(3000):
+        swap = rng.random(40) < 0.5
+        a, b = np.where(swap, cand, base), np.where(swap, base, cand)
+        direct.append(abs(scipy_stats.spearmanr(gold, b).statistic - scipy_stats.spearmanr(gold, a).statistic))
+    expected = np.mean(np.array(direct) >= observed - 1e-15)
+    result = paired_test(PairedItems("spearman", base, cand, gold), "permutation", resamples=20_000)
+    assert result.p_value == pytest.approx(expected, abs=0.02)

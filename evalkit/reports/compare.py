@@ -11,7 +11,14 @@ import datetime as dt
 from collections.abc import Sequence
 from statistics import fmean
 
-from evalkit.reports.diff import DiffSettings, RunDiff, TaskComparison, describe_settings, diff_runs
+from evalkit.reports.diff import (
+    DiffSettings,
+    RunDiff,
+    TaskComparison,
+    comparison_cells,
+    describe_settings,
+    diff_runs,
+)
 from evalkit.reports.escape import escape_html, escape_markdown
 from evalkit.reports.runs import Run
 from evalkit.reports.svg import Interval, grouped_bars, interval_chart
@@ -48,8 +55,13 @@ def _type_means(diff: RunDiff) -> dict[str, tuple[float, float]]:
 
 
 def _run_label(run: Run, baseline: Run) -> str:
-    """The shortest honest name: the revision folder when the model is the baseline's, else model@revision."""
-    return run.revision if run.model == baseline.model else run.label
+    """The shortest honest name: what the revision folder adds to the baseline's (``+pooling-cls``) for an ablation
+    of the same model, the revision for another revision, else model@revision."""
+    if run.model != baseline.model:
+        return run.label
+    if run.revision.startswith(baseline.revision) and run.revision != baseline.revision:
+        return run.revision[len(baseline.revision) :]
+    return run.revision
 
 
 def _all_tasks(diffs: Sequence[RunDiff]) -> list[str]:
@@ -78,6 +90,18 @@ def format_compare_markdown(diffs: Sequence[RunDiff]) -> str:
         lines.append(f"| {escape_markdown(name)} | {100 * base_score:.2f} | " + " | ".join(cells) + " |")
     tallies = [_tally(d) for d in diffs]
     lines.append("| *better / same / worse* | | " + " | ".join(f"{b} / {s} / {w}" for b, s, w in tallies) + " |")
+    for diff, label in zip(diffs, labels, strict=True):
+        lines += [
+            "",
+            f"#### {escape_markdown(label)}: intervals and tests",
+            "",
+            "| task | delta | CI | p | p (Holm) | W/T/L (items) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for task in diff.tasks:
+            row = comparison_cells(task)
+            cells = [row[c] or "—" for c in ("delta", "CI", "p", "p (Holm)", "W/T/L")]
+            lines.append(f"| {escape_markdown(task.task)} | " + " | ".join(escape_markdown(c) for c in cells) + " |")
     lines.append("")
     return "\n".join(lines)
 

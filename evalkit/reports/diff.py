@@ -80,7 +80,8 @@ class RunDiff:
             )
         named = ", ".join(f"{t.task} ({100 * t.delta:+.2f})" for t in self.regressions)
         return (
-            f"REGRESSION: {len(self.regressions)} of {len(self.tasks)} tasks dropped by more than {tolerance}: {named}"
+            f"REGRESSION: {len(self.regressions)} of {len(self.tasks)} tasks dropped by more than {tolerance} "
+            f"with significance: {named}"
         )
 
 

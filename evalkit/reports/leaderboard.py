@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def borda_ranks(rows: Sequence[dict[str, float | None]]) -> list[int]:
 
 
 def build_leaderboard(paths: Sequence[Path], benchmark: str | Benchmark | None = None) -> Leaderboard:
+    logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every conversion; a missing cell shows as empty
     folders = model_folders(paths)
     loaded = [(folder, load_model_results(folder)) for folder in folders]
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
@@ -214,7 +216,10 @@ def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
         return f"{mark[0]}{text}{mark[1]}" if best[key] is not None and value == best[key] else text
 
     def model_name(row: LeaderboardRow) -> str:
-        return row.model + (f" ({row.revision[:12]})" if row.revision else "")
+        if not row.revision:
+            return row.model
+        is_commit = len(row.revision) == 40 and all(c in "0123456789abcdef" for c in row.revision)
+        return f"{row.model} ({row.revision[:12] if is_commit else row.revision})"
 
     if fmt == "csv":
         buffer = io.StringIO()

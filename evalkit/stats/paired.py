@@ -92,35 +92,117 @@ def statistic_value(items: PairedItems, scores: np.ndarray) -> float:
     return float(_correlation_rows(items.gold[None, :], scores[None, :], items.statistic)[0])
 
 
-def _deltas_for(items: PairedItems, baseline: np.ndarray, candidate: np.ndarray, gold: np.ndarray | None) -> np.ndarray:
-    """Statistic(candidate) - statistic(baseline) for each row of resampled ``(rows, items)`` arrays."""
-    if items.statistic == "mean":
-        return candidate.mean(axis=-1) - baseline.mean(axis=-1)
-    assert gold is not None
-    return _correlation_rows(gold, candidate, items.statistic) - _correlation_rows(gold, baseline, items.statistic)
+class _TieGroups:
+    """The sort order of a value array and its groups of equal values, to rank any weighted subset in O(n).
+
+    A bootstrap resample or a permutation is a vector of counts over the items; the (average, 1-based) rank of an
+    item within it is the count of everything smaller plus half its own group: exactly what ``rankdata`` gives on
+    the materialised resample, duplicates included, without sorting each resample.
+    """
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.order = np.argsort(values, kind="stable")
+        ordered = values[self.order]
+        new_group = np.empty(ordered.shape[0], dtype=bool)
+        new_group[0] = True
+        new_group[1:] = ordered[1:] != ordered[:-1]
+        self.group_of_sorted = np.cumsum(new_group) - 1
+        self.first = np.flatnonzero(new_group)
+        self.last = np.append(self.first[1:] - 1, ordered.shape[0] - 1)
+
+    def ranks(self, counts: np.ndarray) -> np.ndarray:
+        cumulative = np.cumsum(counts[:, self.order], axis=1)
+        before = np.where(self.first > 0, cumulative[:, np.maximum(self.first - 1, 0)], 0)
+        group_rank = (before + cumulative[:, self.last] + 1) * 0.5
+        ranks = np.empty(cumulative.shape, dtype=np.float64)
+        ranks[:, self.order] = group_rank[:, self.group_of_sorted]
+        return ranks
+
+
+Moments = tuple[np.ndarray, np.ndarray]
+
+
+def _weighted_moments(x: np.ndarray, counts: np.ndarray, total: np.ndarray) -> Moments:
+    """Per row: the deviations of ``x`` from its weighted mean, and their weighted sum of squares."""
+    mean = (counts * x).sum(axis=1, keepdims=True) / total if x.ndim == 2 else (counts @ x)[:, None] / total
+    deviation = x - mean
+    return deviation, np.einsum("ij,ij,ij->i", counts, deviation, deviation)
+
+
+def _weighted_correlation(
+    x: np.ndarray, y: np.ndarray, counts: np.ndarray, x_moments: Moments | None = None
+) -> np.ndarray:
+    """Pearson correlation per row of ``counts`` (item multiplicities) between per-item ``x`` and ``y``."""
+    total = counts.sum(axis=1, keepdims=True)
+    x_dev, x_square = x_moments if x_moments is not None else _weighted_moments(x, counts, total)
+    y_dev, y_square = _weighted_moments(y, counts, total)
+    covariance = np.einsum("ij,ij,ij->i", counts, x_dev, y_dev)
+    denominator = np.sqrt(x_square * y_square)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, covariance / denominator, 0.0)
+
+
+def _counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """``rows`` bootstrap resamples of ``n`` items, as multiplicities per item (float64, for the products)."""
+    index = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
+    return np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
 
 
 def bootstrap_deltas(items: PairedItems, resamples: int, seed: int) -> np.ndarray:
+    """Delta of the statistic on each of ``resamples`` bootstrap resamples (item multiplicities per resample)."""
     rng = np.random.default_rng(seed)
     deltas = np.empty(resamples)
+    difference = items.candidate - items.baseline
+    if items.statistic == "spearman":
+        assert items.gold is not None
+        tie_groups = [_TieGroups(v) for v in (items.gold, items.baseline, items.candidate)]
     for start in range(0, resamples, _BLOCK):
         rows = min(_BLOCK, resamples - start)
-        index = rng.integers(0, items.n, size=(rows, items.n))
-        gold = items.gold[index] if items.gold is not None else None
-        deltas[start : start + rows] = _deltas_for(items, items.baseline[index], items.candidate[index], gold)
+        counts = _counts(rng, rows, items.n)
+        if items.statistic == "mean":
+            deltas[start : start + rows] = counts @ difference / items.n
+            continue
+        assert items.gold is not None
+        if items.statistic == "spearman":
+            gold, baseline, candidate = (groups.ranks(counts) for groups in tie_groups)
+        else:
+            gold, baseline, candidate = items.gold, items.baseline, items.candidate
+        gold_moments = _weighted_moments(gold, counts, counts.sum(axis=1, keepdims=True))
+        deltas[start : start + rows] = _weighted_correlation(
+            gold, candidate, counts, gold_moments
+        ) - _weighted_correlation(gold, baseline, counts, gold_moments)
     return deltas
 
 
 def permutation_deltas(items: PairedItems, resamples: int, seed: int) -> np.ndarray:
+    """Delta on each random swap of the two systems' scores, item by item."""
     rng = np.random.default_rng(seed)
     deltas = np.empty(resamples)
-    gold = None if items.gold is None else np.broadcast_to(items.gold, (_BLOCK, items.n))
+    difference = items.candidate - items.baseline
+    if items.statistic != "mean":
+        assert items.gold is not None
+        # both systems' scores pooled: a swap picks, per item, which of its two scores is the "candidate"
+        pooled = np.concatenate([items.baseline, items.candidate])
+        gold = np.concatenate([items.gold, items.gold])
+        if items.statistic == "spearman":
+            pooled_groups = _TieGroups(pooled)
+            gold = np.concatenate([scipy_stats.rankdata(items.gold)] * 2)  # every swap keeps all gold scores
     for start in range(0, resamples, _BLOCK):
         rows = min(_BLOCK, resamples - start)
         swap = rng.random((rows, items.n)) < 0.5
-        baseline = np.where(swap, items.candidate, items.baseline)
-        candidate = np.where(swap, items.baseline, items.candidate)
-        deltas[start : start + rows] = _deltas_for(items, baseline, candidate, None if gold is None else gold[:rows])
+        if items.statistic == "mean":
+            deltas[start : start + rows] = np.where(swap, -difference, difference).mean(axis=1)
+            continue
+        as_candidate = np.concatenate([swap, ~swap], axis=1).astype(np.float64)
+        as_baseline = 1.0 - as_candidate
+        if items.statistic == "spearman":
+            candidate_scores = pooled_groups.ranks(as_candidate)
+            baseline_scores = pooled_groups.ranks(as_baseline)
+        else:
+            candidate_scores = baseline_scores = pooled
+        deltas[start : start + rows] = _weighted_correlation(gold, candidate_scores, as_candidate) - (
+            _weighted_correlation(gold, baseline_scores, as_baseline)
+        )
     return deltas
 
 

@@ -1,0 +1,32 @@
+"""The rerank stage: a cross-encoder rescoring each query's first-stage top k, batched through the embedding core.
+
+Only the k candidates are kept, as mteb's two-stage retrieval and FlagEmbedding's reranker evaluation keep them:
+metrics beyond k then measure the reranked list, not a splice of two scorers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.core import EmbeddingCore
+from evalkit.encoders.cross_encoder import CrossEncoderReranker, pair_texts
+from evalkit.search.dense import TopK
+
+
+def rerank_top_k(
+    core: EmbeddingCore,
+    reranker: CrossEncoderReranker,
+    query_texts: list[str],
+    doc_texts: list[str],
+    first_stage: TopK,
+    k: int,
+) -> TopK:
+    """Rescore the first ``k`` candidates of each query (first-stage order); best first, ties by first-stage rank."""
+    k = min(k, first_stage.indices.shape[1])
+    candidates = first_stage.indices[:, :k]
+    queries = [query_texts[row] for row in range(candidates.shape[0]) for _ in range(k)]
+    documents = [doc_texts[index] for index in candidates.ravel()]
+    scores = core.encode(reranker, pair_texts(queries, documents), "symmetric", desc="rerank")[:, 0]
+    scores = scores.reshape(candidates.shape).astype(np.float32)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    return TopK(indices=np.take_along_axis(candidates, order, axis=1), scores=np.take_along_axis(scores, order, axis=1))

