@@ -2,9 +2,12 @@
 
 The core uses it as: ``digests = text_digests(texts)`` → ``namespace.lookup(digests)`` → encode the misses in
 chunks, ``writer.add(...)`` + ``writer.flush()`` after each → merge. See :mod:`evalkit.cache.store` for the layout.
+Variable-length rows (sparse term weights, per-token vectors) live in ragged namespaces
+(``cache.ragged_namespace(...)``, :mod:`evalkit.cache.ragged`), with the same keys, commits and checksums.
 """
 
 from evalkit.cache.keys import text_digests
+from evalkit.cache.ragged import RaggedLookup, RaggedNamespace, RaggedWriter
 from evalkit.cache.store import (
     CacheError,
     CacheLookup,
@@ -24,6 +27,9 @@ __all__ = [
     "CacheWriter",
     "EmbeddingCache",
     "NamespaceInfo",
+    "RaggedLookup",
+    "RaggedNamespace",
+    "RaggedWriter",
     "default_cache_dir",
     "text_digests",
 ]

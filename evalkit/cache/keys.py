@@ -45,12 +45,20 @@ STORAGE_DTYPES = ("float16", "float32", "float64")
 
 
 def namespace_record(
-    fingerprint: Mapping[str, object], *, role: str, prompt: str, precision: str, dtype: str = "float32"
+    fingerprint: Mapping[str, object],
+    *,
+    role: str,
+    prompt: str,
+    precision: str,
+    dtype: str = "float32",
+    output: str = "dense",
 ) -> dict[str, Any]:
     """The namespace's key parts as plain JSON data: hashed for the folder name, kept in clear in ``meta.json``.
 
     ``precision`` is how the model computed; ``dtype`` is how the vectors are stored. Both are keys because both
     change a vector: float16 storage of an fp32 model must never be served to a run that asked for float32.
+    ``output`` (dense, sparse, colbert) is a key part only when it is not ``dense``, so dense namespaces keep the
+    names they had before encoders could give other outputs, and caches written then are still found.
     """
     if not fingerprint:
         # An empty fingerprint would hand one model's vectors to another.
@@ -61,7 +69,9 @@ def namespace_record(
         raise ValueError("a precision is required to key the cache")
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"vectors are stored as one of {', '.join(STORAGE_DTYPES)}, not {dtype!r}")
-    return {
+    if not output:
+        raise ValueError("an output kind (dense, sparse, colbert) is required to key the cache")
+    record = {
         "format": FORMAT_VERSION,
         "fingerprint": dict(fingerprint),
         "role": role,
@@ -69,6 +79,9 @@ def namespace_record(
         "precision": precision,
         "dtype": dtype,
     }
+    if output != "dense":
+        record["output"] = output
+    return record
 
 
 def canonical_json(record: Mapping[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ The manifest is written last (temporary file, fsync, ``os.replace``), so it is t
 a manifest belong to a writer that is still running or died, and are never read. Per-row checksums (not one per
 file) because a lookup gathers a few rows from many shards — a small task sampled from a big corpus — and must
 verify exactly what it returns without hashing whole shards: CRC-32 of a 384-dim row costs about 0.4 µs.
+Variable-length rows have their own shard kind with the same three files (:mod:`evalkit.cache.ragged`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_new_file(path: Path, data: bytes | np.ndarray) -> None:
+def write_new_file(path: Path, data: bytes | np.ndarray) -> None:
     """Write a file that must not exist yet (shard ids are unique) and fsync it."""
     with path.open("xb") as handle:
         if isinstance(data, np.ndarray):
@@ -78,9 +79,9 @@ def write_shard(folder: Path, shard_id: str, digests: np.ndarray, vectors: np.nd
     manifest = shard_path(folder, shard_id, MANIFEST_SUFFIX)
     staged = manifest.with_name(f".{manifest.name}.tmp")
     try:
-        _write_new_file(npy, vectors)
+        write_new_file(npy, vectors)
         idx_bytes = np.ascontiguousarray(digests).tobytes() + row_checksums(vectors).astype("<u4").tobytes()
-        _write_new_file(idx, idx_bytes)
+        write_new_file(idx, idx_bytes)
         record = {
             "format": FORMAT_VERSION,
             "rows": len(vectors),
@@ -89,7 +90,7 @@ def write_shard(folder: Path, shard_id: str, digests: np.ndarray, vectors: np.nd
             "idx_crc32": zlib.crc32(idx_bytes),
             "npy_bytes": npy.stat().st_size,
         }
-        _write_new_file(staged, json.dumps(record).encode("ascii"))
+        write_new_file(staged, json.dumps(record).encode("ascii"))
         os.replace(staged, manifest)
     except BaseException:
         for path in (staged, npy, idx):
@@ -141,11 +142,28 @@ class Shard:
         return vectors
 
 
-def _int_field(record: dict[str, object], name: str, *, minimum: int) -> int:
+def int_field(record: dict[str, object], name: str, *, minimum: int) -> int:
     value = record.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise CorruptShard(f"manifest field '{name}' is {value!r}")
     return value
+
+
+def read_npy_header(npy: Path, npy_bytes: int) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and data offset of a ``.npy`` file that must hold ``npy_bytes`` bytes.
+
+    Raises :class:`CorruptShard` on a size mismatch; OSError and ValueError (a bad header) pass through.
+    """
+    with npy.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size != npy_bytes:
+            raise CorruptShard(f".npy holds {size} bytes, expected {npy_bytes}")
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran_order, header_dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran_order, header_dtype = np.lib.format.read_array_header_2_0(handle)
+        return shape, fortran_order, header_dtype, handle.tell()
 
 
 def read_shard(folder: Path, shard_id: str, dtype: np.dtype) -> Shard:
@@ -158,10 +176,10 @@ def read_shard(folder: Path, shard_id: str, dtype: np.dtype) -> Shard:
         record = json.loads(shard_path(folder, shard_id, MANIFEST_SUFFIX).read_bytes())
         if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
             raise CorruptShard("manifest is not a format-1 record")
-        rows = _int_field(record, "rows", minimum=1)
-        dim = _int_field(record, "dim", minimum=1)
-        idx_crc = _int_field(record, "idx_crc32", minimum=0)
-        npy_bytes = _int_field(record, "npy_bytes", minimum=1)
+        rows = int_field(record, "rows", minimum=1)
+        dim = int_field(record, "dim", minimum=1)
+        idx_crc = int_field(record, "idx_crc32", minimum=0)
+        npy_bytes = int_field(record, "npy_bytes", minimum=1)
         if record.get("dtype") != dtype.str:
             raise CorruptShard(f"manifest dtype is {record.get('dtype')!r}, the namespace stores {dtype.str}")
 
@@ -175,16 +193,7 @@ def read_shard(folder: Path, shard_id: str, dtype: np.dtype) -> Shard:
         row_crc32 = np.frombuffer(idx_bytes, dtype="<u4", offset=split).astype(np.uint32, copy=False)
 
         npy = shard_path(folder, shard_id, ".npy")
-        with npy.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size != npy_bytes:
-                raise CorruptShard(f".npy holds {size} bytes, expected {npy_bytes}")
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran_order, header_dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran_order, header_dtype = np.lib.format.read_array_header_2_0(handle)
-            offset = handle.tell()
+        shape, fortran_order, header_dtype, offset = read_npy_header(npy, npy_bytes)
     except CorruptShard:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as err:  # missing file, bad JSON, bad .npy header

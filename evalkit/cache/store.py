@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,9 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock, so leftovers are only cleaned once they are old
     fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from evalkit.cache.ragged import RaggedNamespace
 
 logger = logging.getLogger(__name__)
 
@@ -251,13 +254,16 @@ class CacheNamespace:
             changed = True
         for shard_id in sorted(committed - self._shards.keys() - self._rejected):
             try:
-                self._shards[shard_id] = read_shard(self.path, shard_id, self.dtype)
+                self._shards[shard_id] = self._read_shard(shard_id)
             except CorruptShard as err:
                 self._discard(shard_id, str(err))
                 continue
             changed = True
         if changed:
             self._rebuild()
+
+    def _read_shard(self, shard_id: str) -> Shard:
+        return read_shard(self.path, shard_id, self.dtype)
 
     def _rebuild(self) -> None:
         dims = {shard.dim for shard in self._shards.values()}
@@ -475,6 +481,34 @@ class EmbeddingCache:
             path = self.store / namespace[:2] / namespace
             self._namespaces[namespace] = CacheNamespace(path, namespace, key)
         return self._namespaces[namespace]
+
+    def ragged_namespace(
+        self,
+        fingerprint: Mapping[str, object],
+        *,
+        output: str,
+        role: str,
+        prompt: str,
+        precision: str,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> RaggedNamespace:
+        """The namespace of one encoder setting's variable-length rows: ``output`` is ``sparse`` or ``colbert``.
+
+        Keyed like :meth:`namespace` plus the output kind, so a model's sparse and ColBERT rows never mix with each
+        other or with its dense vectors; ``dtype`` is how the weights or vectors are stored.
+        """
+        from evalkit.cache.ragged import RAGGED_OUTPUTS, RaggedNamespace  # ragged builds on this module
+
+        if output not in RAGGED_OUTPUTS:
+            raise ValueError(f"ragged rows are one of {', '.join(RAGGED_OUTPUTS)}, not {output!r}")
+        key = namespace_record(
+            fingerprint, role=role, prompt=prompt, precision=precision, dtype=np.dtype(dtype).name, output=output
+        )
+        namespace = namespace_id(key)
+        if namespace not in self._namespaces:
+            path = self.store / namespace[:2] / namespace
+            self._namespaces[namespace] = RaggedNamespace(path, namespace, key)
+        return self._namespaces[namespace]  # type: ignore[return-value]
 
     def namespaces(self) -> list[NamespaceInfo]:
         """Every namespace on disk with its key parts and size, read from ``meta.json`` and the manifests."""

@@ -7,23 +7,40 @@ Every encoder goes through here, so speed work lands once for all of them:
 - the next chunk is tokenized in a background thread while the model works on the current one;
 - batches are sized by a budget of padded tokens over length-sorted texts, and an out-of-memory error halves the
   budget and retries instead of failing the run.
+
+``encode`` gives dense vectors; ``encode_outputs`` gives any of an encoder's outputs (dense, sparse, colbert) from
+one forward pass per text, each output cached in its own namespace, through the same steps.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from evalkit.cache import CacheNamespace, EmbeddingCache, text_digests
+from evalkit.cache import CacheNamespace, CacheWriter, EmbeddingCache, RaggedNamespace, text_digests
 from evalkit.core.batching import fixed_size_batches, token_budget_batches
-from evalkit.encoders.protocol import Encoder, Role
+from evalkit.core.outputs import (
+    RAGGED_TYPES,
+    EncodedOutput,
+    RaggedRows,
+    concat_rows,
+    empty_output,
+    select_rows,
+)
+from evalkit.encoders.protocol import OUTPUT_KINDS, Encoder, OutputKind, Role
+from evalkit.errors import EvalkitError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Outputs = dict[OutputKind, EncodedOutput]
 
 
 def dedup(texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -79,6 +96,95 @@ class EmbeddingCore:
         vectors = self._vectors(encoder, distinct, namespace, desc=desc or f"encoding {role}s")
         return vectors[inverse]
 
+    def encode_outputs(
+        self,
+        encoder: Encoder,
+        texts: list[str],
+        role: Role,
+        *,
+        outputs: Sequence[OutputKind],
+        prompt: str = "",
+        desc: str = "",
+    ) -> Outputs:
+        """Each requested output for ``texts``, rows in input order (duplicates included), from one forward pass.
+
+        Dense alone is exactly :meth:`encode`. Otherwise each output is looked up in its own cache namespace, and
+        a text missing from any of them is encoded once with every output still missing, so a later run asking
+        for one more output than the first re-encodes only what it lacks.
+        """
+        kinds = checked_outputs(encoder, outputs)
+        if kinds == ("dense",):
+            return {"dense": self.encode(encoder, texts, role, prompt=prompt, desc=desc)}
+        distinct, inverse = dedup(encoder.prepare(texts, prompt))
+        if not distinct:
+            return {kind: empty_output(kind) for kind in kinds}
+        namespaces = None
+        if self.cache is not None:
+            fingerprint = encoder.fingerprint()
+            precision = str(fingerprint.get("precision", "fp32"))
+            namespaces = {
+                kind: (
+                    self.cache.namespace(fingerprint, role=role, prompt=prompt, precision=precision)
+                    if kind == "dense"
+                    else self.cache.ragged_namespace(
+                        fingerprint, output=kind, role=role, prompt=prompt, precision=precision
+                    )
+                )
+                for kind in kinds
+            }
+        found = self._outputs(encoder, distinct, kinds, namespaces, desc=desc or f"encoding {role}s")
+        return {kind: select_rows(found[kind], inverse) for kind in kinds}
+
+    def _outputs(
+        self,
+        encoder: Encoder,
+        distinct: list[str],
+        kinds: tuple[OutputKind, ...],
+        namespaces: dict[OutputKind, CacheNamespace] | None,
+        *,
+        desc: str,
+    ) -> Outputs:
+        """Outputs of distinct texts: cached rows read per output, the texts missing any encoded once, cached."""
+        digests = text_digests(distinct) if namespaces is not None else None
+        hit: dict[OutputKind, np.ndarray] = {}
+        parts: dict[OutputKind, list[tuple[np.ndarray, EncodedOutput]]] = {kind: [] for kind in kinds}
+        for kind in kinds:
+            hit[kind] = np.zeros(len(distinct), dtype=bool)
+            if namespaces is not None:
+                found = namespaces[kind].lookup(digests)
+                hit[kind] = found.hit
+                if found.hit.any():
+                    parts[kind].append((np.flatnonzero(found.hit), _cached_output(kind, found)))
+        missing = np.flatnonzero(~np.logical_and.reduce([hit[kind] for kind in kinds]))
+        computed = tuple(kind for kind in kinds if not hit[kind].all())
+        self.stats["cached"] += len(distinct) - len(missing)
+        self.stats["encoded"] += len(missing)
+        writers: dict[OutputKind, CacheWriter] = {}
+        encode = partial(self._encode_tokenized_outputs, outputs=computed)
+        progress = tqdm(total=len(missing), desc=desc, unit="text", disable=None if self.show_progress else True)
+        try:
+            with progress:
+                chunks = self._encode_chunks(encoder, [distinct[i] for i in missing], missing, encode)
+                for chunk, chunk_outputs in chunks:
+                    for kind in computed:
+                        new = np.flatnonzero(~hit[kind][chunk])  # a row already cached stays as cached
+                        rows = select_rows(chunk_outputs[kind], new)
+                        parts[kind].append((chunk[new], rows))
+                        if namespaces is not None and len(new):
+                            if kind not in writers:
+                                writers[kind] = _open_writer(namespaces[kind], rows)
+                            _add_rows(writers[kind], digests[chunk[new]], rows)
+                            writers[kind].flush()  # durable now: a killed run recomputes at most this chunk
+                    progress.update(len(chunk))
+        finally:
+            for writer in writers.values():
+                writer.close()
+        merged: Outputs = {}
+        for kind in kinds:
+            positions = np.concatenate([where for where, _ in parts[kind]])
+            merged[kind] = select_rows(concat_rows([rows for _, rows in parts[kind]]), np.argsort(positions))
+        return merged
+
     def _vectors(
         self, encoder: Encoder, distinct: list[str], namespace: CacheNamespace | None, *, desc: str
     ) -> np.ndarray:
@@ -112,9 +218,17 @@ class EmbeddingCore:
         return out
 
     def _encode_chunks(
-        self, encoder: Encoder, texts: list[str], positions: np.ndarray
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions, vectors) per chunk; the next chunk is tokenized while this one is encoded."""
+        self,
+        encoder: Encoder,
+        texts: list[str],
+        positions: np.ndarray,
+        encode: Callable[[Encoder, list[list[int]]], T] | None = None,
+    ) -> Iterator[tuple[np.ndarray, T]]:
+        """(positions, vectors) per chunk; the next chunk is tokenized while this one is encoded.
+
+        ``encode`` turns a chunk's token ids into its result (dense vectors by default).
+        """
+        encode = encode or self._encode_tokenized  # type: ignore[assignment]
         starts = range(0, len(texts), self.chunk_size)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-tokenize") as pool:
             pending: Future[list[list[int]]] | None = None
@@ -128,39 +242,80 @@ class EmbeddingCore:
                     if number + 1 < len(starts)
                     else None
                 )
-                yield positions[start : start + len(token_ids)], self._encode_tokenized(encoder, token_ids)
+                yield positions[start : start + len(token_ids)], encode(encoder, token_ids)
 
     def _encode_tokenized(self, encoder: Encoder, token_ids: list[list[int]]) -> np.ndarray:
-        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        if self.batch_size is not None:
-            batches = fixed_size_batches(lengths, self.batch_size)
-        else:
-            batches = token_budget_batches(lengths, self.token_budget, self.max_batch_size)
-        replicas = getattr(encoder, "replicas", None) or [encoder]
-        if len(replicas) == 1:
-            results = self._embed_batches(replicas[0], token_ids, batches)
-        else:  # one thread per device, batches dealt round-robin (longest first, so the load stays even)
-            with ThreadPoolExecutor(max_workers=len(replicas), thread_name_prefix="evalkit-device") as pool:
-                shares = [batches[r :: len(replicas)] for r in range(len(replicas))]
-                futures = [
-                    pool.submit(self._embed_batches, rep, token_ids, share)
-                    for rep, share in zip(replicas, shares, strict=True)
-                ]
-                results = [item for future in futures for item in future.result()]
+        results = self._run_batches(encoder, token_ids, self._batches(token_ids))
         vectors = np.empty((len(token_ids), results[0][1].shape[1]), dtype=np.float32)
         for batch, batch_vectors in results:
             vectors[batch] = batch_vectors
         return vectors
 
-    def _embed_batches(
-        self, encoder: Encoder, token_ids: list[list[int]], batches: list[np.ndarray]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(batch, self._embed_with_backoff(encoder, [token_ids[i] for i in batch])) for batch in batches]
+    def _encode_tokenized_outputs(
+        self, encoder: Encoder, token_ids: list[list[int]], *, outputs: tuple[OutputKind, ...]
+    ) -> Outputs:
+        """:meth:`_encode_tokenized` for several outputs: same batches, rows put back in chunk order."""
+        embed = partial(_embed_outputs, outputs=outputs)
+        results = self._run_batches(encoder, token_ids, self._batches(token_ids), embed, _concat_outputs)
+        order = np.argsort(np.concatenate([batch for batch, _ in results]))
+        return {
+            kind: select_rows(concat_rows([batch_outputs[kind] for _, batch_outputs in results]), order)
+            for kind in outputs
+        }
 
-    def _embed_with_backoff(self, encoder: Encoder, batch: list[list[int]]) -> np.ndarray:
-        """One forward pass; on out-of-memory, halve the budget for the rest of the run and split this batch."""
+    def _batches(self, token_ids: list[list[int]]) -> list[np.ndarray]:
+        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        if self.batch_size is not None:
+            return fixed_size_batches(lengths, self.batch_size)
+        return token_budget_batches(lengths, self.token_budget, self.max_batch_size)
+
+    def _run_batches(
+        self,
+        encoder: Encoder,
+        token_ids: list[list[int]],
+        batches: list[np.ndarray],
+        embed: Callable[[Encoder, list[list[int]]], Any] | None = None,
+        join: Callable[[list[Any]], Any] | None = None,
+    ) -> list[tuple[np.ndarray, Any]]:
+        """(batch, result) per batch, on every replica of the encoder at once."""
+        replicas = getattr(encoder, "replicas", None) or [encoder]
+        if len(replicas) == 1:
+            return self._embed_batches(replicas[0], token_ids, batches, embed, join)
+        # One thread per device, batches dealt round-robin (longest first, so the load stays even).
+        with ThreadPoolExecutor(max_workers=len(replicas), thread_name_prefix="evalkit-device") as pool:
+            shares = [batches[r :: len(replicas)] for r in range(len(replicas))]
+            futures = [
+                pool.submit(self._embed_batches, rep, token_ids, share, embed, join)
+                for rep, share in zip(replicas, shares, strict=True)
+            ]
+            return [item for future in futures for item in future.result()]
+
+    def _embed_batches(
+        self,
+        encoder: Encoder,
+        token_ids: list[list[int]],
+        batches: list[np.ndarray],
+        embed: Callable[[Encoder, list[list[int]]], Any] | None = None,
+        join: Callable[[list[Any]], Any] | None = None,
+    ) -> list[tuple[np.ndarray, Any]]:
+        return [
+            (batch, self._embed_with_backoff(encoder, [token_ids[i] for i in batch], embed, join)) for batch in batches
+        ]
+
+    def _embed_with_backoff(
+        self,
+        encoder: Encoder,
+        batch: list[list[int]],
+        embed: Callable[[Encoder, list[list[int]]], Any] | None = None,
+        join: Callable[[list[Any]], Any] | None = None,
+    ) -> Any:
+        """One forward pass; on out-of-memory, halve the budget for the rest of the run and split this batch.
+
+        ``embed`` runs the pass (``encoder.embed_batch`` by default) and ``join`` puts two halves back together
+        (``np.concatenate`` by default).
+        """
         try:
-            return encoder.embed_batch(batch)
+            return encoder.embed_batch(batch) if embed is None else embed(encoder, batch)
         except (MemoryError, RuntimeError) as err:
             if not is_out_of_memory(err) or len(batch) == 1:
                 raise
@@ -171,9 +326,65 @@ class EmbeddingCore:
                 self.batch_size = max(1, self.batch_size // 2)
             logger.warning("out of memory on a batch of %d; token budget now %d", len(batch), self.token_budget)
             half = len(batch) // 2
-            return np.concatenate(
-                [self._embed_with_backoff(encoder, batch[:half]), self._embed_with_backoff(encoder, batch[half:])]
-            )
+            halves = [
+                self._embed_with_backoff(encoder, batch[:half], embed, join),
+                self._embed_with_backoff(encoder, batch[half:], embed, join),
+            ]
+            return np.concatenate(halves) if join is None else join(halves)
+
+
+def checked_outputs(encoder: Encoder, outputs: Sequence[OutputKind]) -> tuple[OutputKind, ...]:
+    """The requested outputs, each once, after checking that the encoder gives them (a clear error otherwise)."""
+    kinds = tuple(dict.fromkeys(outputs))
+    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise EvalkitError(f"unknown output(s) {unknown or list(outputs)}; known: {', '.join(OUTPUT_KINDS)}")
+    available = encoder_outputs(encoder)
+    lacking = [kind for kind in kinds if kind not in available]
+    if lacking:
+        raise EvalkitError(
+            f"model '{encoder.name}' gives {', '.join(available)} output(s), not {', '.join(lacking)}",
+            field="retrieval",
+        )
+    return kinds
+
+
+def encoder_outputs(encoder: Encoder) -> tuple[OutputKind, ...]:
+    """What an encoder (or the first of its replicas) can give: ``output_kinds``, else dense vectors only."""
+    first = (getattr(encoder, "replicas", None) or [encoder])[0]
+    return tuple(getattr(first, "output_kinds", ("dense",)))
+
+
+def _embed_outputs(encoder: Encoder, batch: list[list[int]], *, outputs: tuple[OutputKind, ...]) -> Outputs:
+    if outputs == ("dense",) and not hasattr(encoder, "embed_outputs"):
+        return {"dense": encoder.embed_batch(batch)}
+    return dict(encoder.embed_outputs(batch, outputs))  # type: ignore[attr-defined]
+
+
+def _concat_outputs(halves: list[Outputs]) -> Outputs:
+    return {kind: concat_rows([half[kind] for half in halves]) for kind in halves[0]}
+
+
+def _cached_output(kind: OutputKind, found: Any) -> EncodedOutput:
+    """A lookup's rows as the output type the core hands out."""
+    if kind == "dense":
+        return found.vectors
+    return RAGGED_TYPES[kind](found.offsets, found.values)
+
+
+def _open_writer(namespace: CacheNamespace, rows: EncodedOutput) -> CacheWriter:
+    if isinstance(namespace, RaggedNamespace):
+        assert isinstance(rows, RaggedRows)
+        return namespace.writer(rows.values.shape[1:]).__enter__()
+    assert isinstance(rows, np.ndarray)
+    return namespace.writer(rows.shape[1]).__enter__()
+
+
+def _add_rows(writer: CacheWriter, digests: np.ndarray, rows: EncodedOutput) -> None:
+    if isinstance(rows, RaggedRows):
+        writer.add(digests, rows.offsets, rows.values)  # type: ignore[call-arg]
+    else:
+        writer.add(digests, rows)
 
 
 def _release_device_memory() -> None:
@@ -186,4 +397,4 @@ def _release_device_memory() -> None:
         pass
 
 
-__all__ = ["EmbeddingCore", "dedup", "is_out_of_memory", "length_sorted_batches"]
+__all__ = ["EmbeddingCore", "checked_outputs", "dedup", "encoder_outputs", "is_out_of_memory", "length_sorted_batches"]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from evalkit.core.outputs import EncodedOutput
+
 Role = Literal["query", "document", "symmetric"]
 """Why a text is encoded: the role picks the instruction and is part of what makes a vector."""
+
+OutputKind = Literal["dense", "sparse", "colbert"]
+"""What a model gives per text: one vector, term weights over its vocabulary, or one vector per token."""
+
+OUTPUT_KINDS: tuple[OutputKind, ...] = ("dense", "sparse", "colbert")
 
 
 @runtime_checkable
@@ -33,4 +42,22 @@ class Encoder(Protocol):
 
     def fingerprint(self) -> dict[str, object]:
         """Everything that changes a vector besides the text and role: weights hash, revision, settings."""
+        ...
+
+
+@runtime_checkable
+class MultiOutputEncoder(Encoder, Protocol):
+    """An encoder whose one forward pass gives several outputs (BGE-M3: dense, sparse and ColBERT vectors).
+
+    ``embed_batch`` still gives the dense vectors (where the model has them), so every dense code path works.
+    """
+
+    output_kinds: tuple[OutputKind, ...]
+    """The outputs this model can give, e.g. ``("sparse",)`` for SPLADE."""
+
+    def embed_outputs(
+        self, token_ids: list[list[int]], outputs: tuple[OutputKind, ...]
+    ) -> Mapping[OutputKind, EncodedOutput]:
+        """Each requested output for one batch, rows in batch order: dense as ``(n, dim)`` float32, sparse as
+        :class:`evalkit.core.outputs.SparseRows`, colbert as :class:`evalkit.core.outputs.MultiVectorRows`."""
         ...
