@@ -120,5 +120,22 @@ class RerankingSplit:
         return len(self.queries)
 
 
-Split = RetrievalSplit | PairSplit | PairLabelSplit | RerankingSplit | NativeSplit
+@dataclass(frozen=True)
+class AnswerRetrievalSplit:
+    """One language of an open-domain QA retrieval set (MKQA): questions, their answer strings, and the passages.
+
+    There are no relevance judgements: a passage is relevant when it contains one of the question's answers
+    (``evalkit.metrics.has_answer``). ``answers[i]`` belongs to ``queries.ids[i]`` and holds at least one string.
+    Every language of a task shares one ``corpus`` object, so its vectors are computed once for all of them.
+    """
+
+    corpus: Corpus
+    queries: Queries
+    answers: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+
+Split = RetrievalSplit | PairSplit | PairLabelSplit | RerankingSplit | NativeSplit | AnswerRetrievalSplit
 """Any one split a loader gives; which one follows from the task type (``evalkit.evaluators``)."""

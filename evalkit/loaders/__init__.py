@@ -13,7 +13,9 @@ from evalkit.loaders.beir import load_beir_split, load_beir_splits, read_qrels
 from evalkit.loaders.checksums import source_file
 from evalkit.loaders.hub import hub_location, load_from_hub
 from evalkit.loaders.jsonl import iter_jsonl
+from evalkit.loaders.miracl import load_miracl_splits
 from evalkit.loaders.mirror import load_from_mirror, mirror_candidates
+from evalkit.loaders.mkqa import load_answer_retrieval_splits
 from evalkit.loaders.pairs import load_pair_split
 from evalkit.records import TaskData
 from evalkit.registry.tasks import TaskSpec
@@ -21,10 +23,12 @@ from evalkit.registry.tasks import TaskSpec
 __all__ = [
     "hub_location",
     "iter_jsonl",
+    "load_answer_retrieval_splits",
     "load_beir_split",
     "load_beir_splits",
     "load_from_hub",
     "load_from_mirror",
+    "load_miracl_splits",
     "load_pair_split",
     "load_task_data",
     "mirror_candidates",

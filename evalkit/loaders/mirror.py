@@ -1,5 +1,6 @@
-"""Task data from a local mirror: ``<data_dir>/<TaskName>/`` holding BEIR files (Retrieval) or
-``<split>.jsonl[.gz]`` files (STS), with one sub-folder per hf subset unless the only one is ``default``."""
+"""Task data from a local mirror: ``<data_dir>/<TaskName>/`` holding BEIR files (Retrieval; or MIRACL's topics and
+qrels files) or ``<split>.jsonl[.gz]`` files (STS), with one sub-folder per hf subset unless the only one is
+``default``. An answer-retrieval task (MKQA) keeps one shared corpus and a ``<subset>.jsonl`` per subset instead."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from evalkit.errors import EvalkitError
 from evalkit.loaders.beir import load_beir_splits, require_file
+from evalkit.loaders.miracl import has_topics_layout, load_miracl_splits
+from evalkit.loaders.mkqa import load_answer_retrieval_splits
 from evalkit.loaders.native import load_native_split, required_columns, splits_to_load
 from evalkit.loaders.pair_labels import load_pair_label_split
 from evalkit.loaders.pairs import load_pair_split
@@ -46,10 +49,15 @@ def load_from_mirror(spec: TaskSpec, task_dir: Path) -> TaskData:
     """
     splits: dict[str, dict[str, Split]] = {}
     files: list[SourceFile] = []
+    if spec.type == "AnswerRetrieval":  # one corpus beside every subset's questions, not a folder per subset
+        answer_splits, read = load_answer_retrieval_splits(task_dir, spec.hf_subsets, spec.eval_splits)
+        splits.update(answer_splits)
+        return TaskData(task_name=spec.name, splits=splits, origin=f"mirror:{task_dir}", source_files=read)
     for subset in spec.hf_subsets:
         folder = subset_folder(spec, task_dir, subset)
         if spec.type == "Retrieval":
-            loaded, read = load_beir_splits(folder, spec.eval_splits)
+            load_retrieval = load_miracl_splits if has_topics_layout(folder, spec.eval_splits) else load_beir_splits
+            loaded, read = load_retrieval(folder, spec.eval_splits)
             splits[subset] = dict(loaded)
             files += read
         elif spec.type in _ONE_FILE_PER_SPLIT:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.errors import SpecError, UnknownTaskError
-from evalkit.registry.tasks import task_spec_dirs
+from evalkit.registry.tasks import TaskSpec, parse_task_spec, task_spec_dirs
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ _SPEC_FIELDS = {
     "tasks",
     "aggregates",
     "not_in_mteb",
+    "language_table",
 }
 _NOT_IN_MTEB_FIELDS = {"type", "note"}
 
@@ -63,6 +64,11 @@ class Benchmark:
     """Tasks whose score is the mean of member tasks (CQADupstackRetrieval → its 12 forums)."""
     not_in_mteb: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
     """Tasks mteb has no task for: name → (task type, why). They always score as missing."""
+    spec_tasks: Mapping[str, TaskSpec] = field(default_factory=dict, hash=False)
+    """Tasks only an evalkit spec file defines (MKQA): name → its spec, restricted to the benchmark's languages.
+    They have no mteb task object; they run and score on their spec's splits and subsets."""
+    language_table: tuple[str, ...] = ()
+    """Scores to report per language (hf subset) with their average, as the BGE-M3 paper's MIRACL and MKQA tables."""
 
     def mteb_tasks(self) -> tuple[AbsTask, ...]:
         """mteb task objects, in benchmark order, restricted to the benchmark's languages, splits and subsets.
@@ -87,6 +93,8 @@ class Benchmark:
         """The mteb task type (``Retrieval``, ``STS``, …) that the per-type means group by."""
         if task_name in self.not_in_mteb:
             return self.not_in_mteb[task_name][0]
+        if task_name in self.spec_tasks:
+            return self.spec_tasks[task_name].type
         task = _mteb_task(task_name, self.languages)
         if task is not None:
             return str(task.metadata.type)
@@ -186,6 +194,18 @@ def _check_not_in_mteb(spec: SpecMapping, tasks: tuple[str, ...]) -> dict[str, t
     return entries
 
 
+def _evalkit_spec(name: str, languages: tuple[str, ...]) -> TaskSpec | None:
+    """The spec of a task only an evalkit spec file defines (the last spec folder holding it wins, as in the
+    registry), restricted to ``languages``; ``None`` when no spec file names it or mteb knows the task."""
+    paths = [folder / f"{name}.yaml" for folder in task_spec_dirs() if (folder / f"{name}.yaml").is_file()]
+    if not paths:
+        return None
+    spec = parse_task_spec(paths[-1])
+    if spec.metadata_source != "spec":
+        return None
+    return spec.restricted_to_languages(languages) if languages else spec
+
+
 def parse_benchmark_spec(path: Path) -> Benchmark:
     """Read one benchmark YAML file strictly: unknown fields and task names mteb does not know are errors."""
     spec = read_spec_file(path)
@@ -200,11 +220,22 @@ def parse_benchmark_spec(path: Path) -> Benchmark:
         raise spec.error("tasks", f"listed twice: {', '.join(duplicates)}")
     aggregates = _check_aggregates(spec, tasks, languages)
     not_in_mteb = _check_not_in_mteb(spec, tasks)
+    spec_tasks: dict[str, TaskSpec] = {}
     for task in tasks:
         if task not in aggregates and task not in not_in_mteb and _mteb_task(task, languages) is None:
+            own = _evalkit_spec(task, languages)
+            if own is not None:
+                if not own.hf_subsets:
+                    raise spec.error("languages", f"task '{task}' has no subset in {', '.join(languages)}")
+                spec_tasks[task] = own
+                continue
             close = difflib.get_close_matches(task, _mteb_task_names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise spec.error("tasks", f"'{task}' is not an mteb task{hint}; if mteb lacks it, list it in 'not_in_mteb'")
+            raise spec.error(
+                "tasks",
+                f"'{task}' is not an mteb task{hint} nor one of evalkit's spec files; if mteb lacks it, list it in "
+                "'not_in_mteb'",
+            )
     return Benchmark(
         name=name,
         aliases=spec.get_str_list("aliases"),
@@ -216,6 +247,8 @@ def parse_benchmark_spec(path: Path) -> Benchmark:
         languages=languages,
         aggregates=aggregates,
         not_in_mteb=not_in_mteb,
+        spec_tasks=spec_tasks,
+        language_table=spec.get_str_list("language_table"),
     )
 
 

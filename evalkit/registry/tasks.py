@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import SpecError, UnknownTaskError
-from evalkit.registry.yaml_spec import read_spec_file
+from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
 
 DEFAULT_MAIN_SCORE = {
     "Retrieval": "ndcg_at_10",
@@ -27,6 +27,7 @@ DEFAULT_MAIN_SCORE = {
     "Clustering": "v_measure",
     "BitextMining": "f1",
     "Summarization": "cosine_spearman",
+    "AnswerRetrieval": "recall_at_100",  # evalkit's own type (MKQA): relevant = contains an answer; not in mteb
 }
 TASK_TYPES = tuple(DEFAULT_MAIN_SCORE)
 """Task types evalkit evaluates (the main score of each is the default for a task only a spec describes)."""
@@ -48,6 +49,8 @@ _SPEC_FIELDS = {
     "data_dir",
     "remove_self_hits",
     "score_range",
+    "subset_languages",
+    "mirror_only",
 }
 
 
@@ -195,6 +198,7 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
     override("eval_splits", spec.get_str_list("eval_splits") or None)
     override("main_score", spec.get("main_score", str))
     override("hf_subsets", spec.get_str_list("hf_subsets") or None)
+    _read_subset_languages(spec, values, override)
     override("remove_self_hits", spec.get("remove_self_hits", bool))
     dataset = spec.child("dataset")
     if dataset is not None:
@@ -229,9 +233,12 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
                 line=spec.start_line,
                 field=required,
             )
-    if values.get("dataset_path") is None and values.get("data_dir") is None and source == "spec":
+    mirror_only = spec.get("mirror_only", bool, False)
+    no_location = values.get("dataset_path") is None and values.get("data_dir") is None
+    if no_location and source == "spec" and not mirror_only:
         raise SpecError(
-            "a task mteb does not know needs 'dataset' (a hub path) or 'data_dir' (a local folder)",
+            "a task mteb does not know needs 'dataset' (a hub path), 'data_dir' (a local folder) or "
+            "'mirror_only: true' (its folder in the --data-dir mirror)",
             file=path,
             line=spec.start_line,
             field="dataset",
@@ -244,6 +251,31 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
         overrides=tuple(overrides),
         **values,
     )
+
+
+def _read_subset_languages(spec: SpecMapping, values: dict[str, Any], override: Callable[[str, Any], None]) -> None:
+    """``subset_languages: {ar: [ara-Arab], …}``: each subset's own languages, as mteb's ``eval_langs`` dict.
+
+    The subsets and the task's languages follow from it when the spec does not list them (write the subsets only
+    here: an unquoted ``no`` in a YAML list is the boolean false, while a mapping key stays the text written).
+    """
+    node = spec.child("subset_languages")
+    if node is None:
+        return
+    subset_languages: dict[str, tuple[str, ...]] = {}
+    for subset in node.values:
+        languages = node.get_str_list(subset)
+        if not languages:
+            raise node.error(subset, "expected a non-empty list of languages")
+        subset_languages[str(subset)] = languages
+    override("subset_languages", subset_languages)
+    if "hf_subsets" not in spec.values:
+        override("hf_subsets", tuple(subset_languages))
+    if "languages" not in spec.values:
+        override("languages", tuple(dict.fromkeys(lang for langs in subset_languages.values() for lang in langs)))
+    missing = [subset for subset in values.get("hf_subsets", ()) if subset not in subset_languages]
+    if missing:
+        raise spec.error("subset_languages", f"no languages given for subset(s) {', '.join(missing)}")
 
 
 @dataclass

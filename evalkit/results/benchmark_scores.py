@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mteb.abstasks.abstask import AbsTask
     from packaging.version import Version
 
+    from evalkit.registry.tasks import TaskSpec
+
 _NO_REVISION = {None, "", "no_revision_available", "external"}
 
 
@@ -193,6 +195,22 @@ def task_score(result: TaskResult, task: AbsTask) -> tuple[float | None, str | N
     return sum(values) / len(values), None
 
 
+def spec_task_score(result: TaskResult, spec: TaskSpec) -> tuple[float | None, str | None]:
+    """(score, None), or (None, why), for a task only an evalkit spec defines (MKQA): the mean main score over
+    the spec's (split, subset) cells, each of which must be in the file, as :func:`task_score` requires."""
+    values: list[float] = []
+    for split in spec.eval_splits:
+        cells = {cell.get("hf_subset"): cell for cell in result.scores.get(split, [])}
+        for subset in spec.hf_subsets:
+            value = cells.get(subset, {}).get("main_score")
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return None, f"no score for split '{split}' subset '{subset}'"
+            values.append(float(value))
+    if not values:
+        return None, f"no scores for splits {', '.join(spec.eval_splits)}"
+    return sum(values) / len(values), None
+
+
 def _aggregate_score(
     bench: Benchmark, name: str, results: dict[str, TaskResultFile]
 ) -> tuple[float | None, str | None]:
@@ -238,6 +256,8 @@ def benchmark_scores(
             score, why = None, f"not in mteb: {bench.not_in_mteb[name][1]}"
         elif name in results and name in tasks:
             score, why = task_score(results[name].result, tasks[name])
+        elif name in results and name in bench.spec_tasks:
+            score, why = spec_task_score(results[name].result, bench.spec_tasks[name])
         elif name in bench.aggregates:
             score, why = _aggregate_score(bench, name, results)
         else:
