@@ -28,8 +28,15 @@ _MODEL_FIELDS = {
     "languages",
     "embedding_dim",
     "packaged_in",
+    "onnx_file",
+    "tokenizer_from",
+    "aliases",
+    "api_base_url",
+    "api_key_env",
 }
 POOLINGS = ("mean", "cls")
+WEIGHTLESS_ADAPTERS = ("bm25", "openai-api")
+"""Adapters with no weights to fetch: BM25 builds its index from the corpus, an embedding API keeps them remote."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class ModelSpec:
     languages: tuple[str, ...] = ()
     embedding_dim: int | None = None
     packaged_in: str | None = None
+    onnx_file: str | None = None  # adapter onnx: the graph's path inside the packaged folder
+    tokenizer_from: str | None = None  # a registry model whose tokenizer this one uses (a graph shipped without one)
+    aliases: tuple[str, ...] = ()  # more names ``--model`` accepts
+    api_base_url: str | None = None  # adapter openai-api: the base URL (…/v1); the model id is the short name
+    api_key_env: str | None = None  # adapter openai-api: the environment variable holding the API key
     source: str = "registry"  # "registry", "local" or "hub"
     local_path: Path | None = None
 
@@ -78,9 +90,10 @@ def _parse_entry(name: str, entry: SpecMapping) -> ModelSpec:
     pooling = entry.get("pooling", str, "mean")
     if pooling not in POOLINGS:
         raise entry.error("pooling", f"expected one of {', '.join(POOLINGS)}, got '{pooling}'")
+    adapter = entry.get("adapter", str, "hf")
     return ModelSpec(
         name=name,
-        adapter=entry.get("adapter", str, "hf"),
+        adapter=adapter,
         revision=entry.get("revision", str),
         pooling=pooling,
         normalize=entry.get("normalize", bool, True),
@@ -89,7 +102,20 @@ def _parse_entry(name: str, entry: SpecMapping) -> ModelSpec:
         languages=entry.get_str_list("languages"),
         embedding_dim=entry.get("embedding_dim", int),
         packaged_in=entry.get("packaged_in", str),
+        onnx_file=_required_for(entry, "onnx_file", adapter == "onnx"),
+        tokenizer_from=entry.get("tokenizer_from", str),
+        aliases=entry.get_str_list("aliases"),
+        api_base_url=_required_for(entry, "api_base_url", adapter == "openai-api"),
+        api_key_env=entry.get("api_key_env", str),
     )
+
+
+def _required_for(entry: SpecMapping, key: str, required: bool) -> str | None:
+    """A string field some adapters need (``onnx_file`` for onnx) and the others may omit."""
+    value = entry.get(key, str)
+    if required and value is None:
+        raise entry.error(key, f"required for adapter '{entry.values.get('adapter')}'")
+    return value
 
 
 @cache
@@ -105,15 +131,27 @@ def load_model_registry(path: Path = REGISTRY_FILE) -> dict[str, ModelSpec]:
 
 
 def packaged_weights(spec: ModelSpec) -> Path | None:
-    """The local copy of a registry model's weights carried by a Python package, if that package is installed."""
+    """The local copy of a registry model's weights carried by a Python package, if that package is installed.
+
+    The folder is the package's ``get_model_path()`` or, for a package that only ships files, its own folder; it
+    counts when it holds the model's ONNX graph (``onnx_file``) or else a ``config.json``.
+    """
     if spec.packaged_in is None:
         return None
     try:
         module = importlib.import_module(spec.packaged_in)
     except ImportError:
         return None
-    folder = Path(module.get_model_path()) if hasattr(module, "get_model_path") else None
-    return folder if folder is not None and (folder / "config.json").is_file() else None
+    if hasattr(module, "get_model_path"):
+        folder: Path | None = Path(module.get_model_path())
+    elif getattr(module, "__file__", None):
+        folder = Path(module.__file__).parent
+    else:  # a data folder inside a package (a namespace package: no __init__.py, no __file__)
+        folder = Path(next(iter(module.__path__))) if getattr(module, "__path__", None) else None
+    if folder is not None and folder.is_file():  # a package pointing at its model file, not a folder
+        folder = folder.parent
+    marker = spec.onnx_file or "config.json"
+    return folder if folder is not None and (folder / marker).is_file() else None
 
 
 def _settings_from_folder(folder: Path) -> dict[str, Any]:
@@ -143,7 +181,8 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     """Fetch a model's weights and configs (safetensors preferred, no code files) from the hub."""
     from huggingface_hub import snapshot_download
 
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*"]
+    # BGE-M3's sparse and ColBERT heads are torch state dicts beside the weights (loaded weights-only).
+    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*", "sparse_linear.pt", "colbert_linear.pt"]
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except Exception as err:  # the hub client raises many kinds; all mean "not reachable here"
@@ -159,13 +198,25 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
 
 
 def resolve_model(model: str) -> ModelSpec:
-    """Turn ``--model`` into a spec with ``local_path`` set: a registry name, a local folder or a hub id."""
+    """Turn ``--model`` into a spec with ``local_path`` set: a registry name or alias, a local folder or a hub id.
+
+    BM25 and embedding-API models have no weights here; their ``local_path`` stays ``None``.
+    """
     registry = load_model_registry()
     short_names = {name.split("/", 1)[-1]: name for name in registry}
-    name = model if model in registry else short_names.get(model)
+    aliases = {alias: name for name, spec in registry.items() for alias in spec.aliases}
+    name = model if model in registry else short_names.get(model) or aliases.get(model)
     if name is not None:
         spec = registry[name]
+        if spec.adapter in WEIGHTLESS_ADAPTERS:
+            return spec
         local = packaged_weights(spec)
+        if local is None and spec.adapter == "onnx":
+            raise UnknownModelError(
+                f"model '{name}' is carried by the Python package that provides the module '{spec.packaged_in}', "
+                "which is not installed (it is in evalkit's dev extra)",
+                field="packaged_in",
+            )
         if local is None:
             local = _download_from_hub(spec.name, spec.revision)
         return replace(spec, local_path=local)

@@ -1,0 +1,305 @@
+"""An OpenAI-compatible embeddings endpoint (``POST {base_url}/embeddings``) seen as an Encoder.
+
+The model runs elsewhere, so the core's dedup and embedding cache matter even more here: a text is paid for once.
+The adapter keeps to the core's protocol with two choices:
+
+- **Pseudo-tokens.** The model's tokenizer is not at hand, so ``tokenize`` counts about one pseudo-token per four
+  characters (OpenAI's rule of thumb for English), at least one and at most 8,192 (the endpoint's own input limit),
+  and the core's token budget then means roughly what it means for a local model (a larger ``--token-budget``
+  makes fewer, larger requests). Every pseudo-token of a text is the text's number in a side table, from which
+  ``embed_batch`` gets the text back; an entry leaves the table once its vector is made, so the table holds only
+  the texts in flight (a chunk or two), not the corpus.
+- **Requests.** A batch from the core is sent as one or more requests of at most ``max_texts_per_request`` texts and
+  ``max_chars_per_request`` characters. 429, 5xx, timeouts and dropped connections are retried with exponential
+  backoff (a ``Retry-After`` header, when sent, is waited out instead); other errors fail at once. A client-side
+  limit of ``requests_per_minute`` spaces the requests out. Vectors are put back in input order by each item's
+  ``index``, whatever order the response lists them in.
+
+Blank texts are not sent (the endpoint rejects them); they get a zero vector, as mteb's OpenAI wrapper gives them.
+Only the standard library is used (urllib), so the adapter adds no dependency.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import math
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evalkit.errors import EvalkitError
+
+CHARS_PER_PSEUDO_TOKEN = 4
+MAX_PSEUDO_TOKENS = 8192
+
+
+class EmbeddingAPIError(EvalkitError):
+    """The endpoint failed, or answered something that is not an embeddings response (``field`` says where)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of a failed request: waits of ``initial_backoff_s`` × 2ⁿ, at most ``max_backoff_s`` each."""
+
+    max_retries: int = 6
+    initial_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.initial_backoff_s * 2**attempt)
+
+
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """A ``Retry-After`` header as seconds to wait: delta-seconds or an HTTP date; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def parse_embeddings(payload: Any, n_inputs: int, *, dimensions: int | None, source: str) -> np.ndarray:
+    """The ``(n_inputs, dim)`` float32 vectors of an embeddings response, row ``i`` from the item whose ``index`` is
+    ``i``; anything else is an :class:`EmbeddingAPIError` naming the field."""
+
+    def fail(field: str, message: str) -> EmbeddingAPIError:
+        return EmbeddingAPIError(message, file=source, field=field)
+
+    if not isinstance(payload, dict):
+        raise fail("(body)", f"expected a JSON object, got {type(payload).__name__}")
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise fail("data", f"expected a list of embeddings, got {type(data).__name__}")
+    if len(data) != n_inputs:
+        raise fail("data", f"{len(data)} embeddings for {n_inputs} inputs")
+    vectors: np.ndarray | None = None
+    filled = np.zeros(n_inputs, dtype=bool)
+    for position, item in enumerate(data):
+        where = f"data[{position}]"
+        if not isinstance(item, dict):
+            raise fail(where, f"expected an object, got {type(item).__name__}")
+        index = item.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_inputs:
+            raise fail(f"{where}.index", f"expected an integer in [0, {n_inputs}), got {index!r}")
+        if filled[index]:
+            raise fail(f"{where}.index", f"index {index} appears twice")
+        embedding = item.get("embedding")
+        try:
+            vector = np.asarray(embedding, dtype=np.float32) if isinstance(embedding, list) else None
+        except (TypeError, ValueError):
+            vector = None
+        if vector is None or vector.ndim != 1 or len(vector) == 0 or not np.isfinite(vector).all():
+            shown = type(embedding).__name__ if not isinstance(embedding, list) else "a list with other values"
+            raise fail(f"{where}.embedding", f"expected a non-empty list of finite numbers, got {shown}")
+        if vectors is None:
+            if dimensions is not None and len(vector) != dimensions:
+                raise fail(f"{where}.embedding", f"{len(vector)} dimensions, {dimensions} were asked for")
+            vectors = np.empty((n_inputs, len(vector)), dtype=np.float32)
+        elif len(vector) != vectors.shape[1]:
+            raise fail(f"{where}.embedding", f"{len(vector)} dimensions, the first embedding had {vectors.shape[1]}")
+        vectors[index] = vector
+        filled[index] = True
+    assert vectors is not None or n_inputs == 0
+    return vectors if vectors is not None else np.zeros((0, dimensions or 0), dtype=np.float32)
+
+
+class RemoteEmbeddingEncoder:
+    """An embedding model behind an OpenAI-compatible ``/embeddings`` endpoint.
+
+    ``base_url`` ends before ``/embeddings`` (``https://api.openai.com/v1``); ``model`` is the id the endpoint
+    knows; the API key, if any, is read from the environment variable ``api_key_env`` at the first request.
+    ``dimensions`` is sent only when set (models with shortenable vectors). ``embedding_dim`` gives blank texts
+    their zero vector's size before any response has shown it.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        dimensions: int | None = None,
+        embedding_dim: int | None = None,
+        max_texts_per_request: int = 256,
+        max_chars_per_request: int = 200_000,
+        requests_per_minute: float | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_texts_per_request < 1 or max_chars_per_request < 1:
+            raise EvalkitError("requests must hold at least one text and one character", field="max_texts_per_request")
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise EvalkitError(
+                f"requests_per_minute must be positive, got {requests_per_minute}", field="requests_per_minute"
+            )
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/embeddings"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.dimensions = dimensions
+        self._dim = dimensions or embedding_dim
+        self.max_texts_per_request = max_texts_per_request
+        self.max_chars_per_request = max_chars_per_request
+        self.retry = retry or RetryPolicy()
+        self.timeout_s = timeout_s
+        self._sleep = sleep
+        self._clock = clock
+        self._min_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next_request_at = -math.inf
+        self._pending: dict[int, str] = {}  # the side table: number → text, until the text's vector is made
+        self._next_number = 0
+        self._lock = threading.Lock()  # tokenize runs on the core's background thread
+
+    def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        return [prompt + text for text in texts] if prompt else list(texts)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Pseudo-tokens: the text's number in the side table, repeated about once per four characters."""
+        token_ids = []
+        with self._lock:
+            for text in texts:
+                number = self._next_number
+                self._next_number += 1
+                self._pending[number] = text
+                count = min(MAX_PSEUDO_TOKENS, max(1, math.ceil(len(text) / CHARS_PER_PSEUDO_TOKEN)))
+                token_ids.append([number] * count)
+        return token_ids
+
+    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        with self._lock:
+            try:
+                texts = [self._pending[ids[0]] for ids in token_ids]
+            except KeyError:
+                raise EvalkitError("embed_batch got token ids this encoder's tokenize did not give") from None
+        sent = [row for row, text in enumerate(texts) if text.strip()]
+        parts = [self._request([texts[row] for row in group]) for group in self._request_groups(texts, sent)]
+        if parts:
+            self._dim = parts[0].shape[1]
+        if self._dim is None:
+            raise EmbeddingAPIError(
+                "only blank texts to embed and no embedding_dim to size their zero vectors", field="embedding_dim"
+            )
+        vectors = np.zeros((len(texts), self._dim), dtype=np.float32)
+        if parts:
+            vectors[sent] = np.concatenate(parts)
+        with self._lock:
+            for ids in token_ids:
+                self._pending.pop(ids[0], None)
+        return vectors
+
+    def _request_groups(self, texts: list[str], rows: list[int]) -> list[list[int]]:
+        """Consecutive rows cut into requests within the count and character limits (a longer text goes alone)."""
+        groups: list[list[int]] = []
+        chars = 0
+        for row in rows:
+            size = len(texts[row])
+            if groups and len(groups[-1]) < self.max_texts_per_request and chars + size <= self.max_chars_per_request:
+                groups[-1].append(row)
+                chars += size
+            else:
+                groups.append([row])
+                chars = size
+        return groups
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
+        if self.dimensions is not None:
+            body["dimensions"] = self.dimensions
+        payload = self._post(json.dumps(body).encode())
+        return parse_embeddings(payload, len(texts), dimensions=self.dimensions, source=self.url)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key_env is not None:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise EmbeddingAPIError(
+                    f"the API key is read from ${self.api_key_env}, which is not set", field="api_key_env"
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _throttle(self) -> None:
+        """Wait until the client-side rate limit allows the next request."""
+        if not self._min_interval:
+            return
+        now = self._clock()
+        if now < self._next_request_at:
+            self._sleep(self._next_request_at - now)
+            now = self._next_request_at
+        self._next_request_at = now + self._min_interval
+
+    def _post(self, data: bytes) -> Any:
+        """POST with retries; the decoded JSON body of the first success."""
+        headers = self._headers()
+        failures: list[str] = []
+        for attempt in range(self.retry.max_retries + 1):
+            self._throttle()
+            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            wait: float | None = None
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    raw = response.read()
+            except urllib.error.HTTPError as err:
+                detail = _error_detail(err)
+                if err.code != 429 and err.code < 500:
+                    raise EmbeddingAPIError(f"HTTP {err.code}: {detail}", file=self.url) from None
+                failures.append(f"HTTP {err.code}")
+                wait = retry_after_seconds(err.headers.get("Retry-After") if err.headers else None)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+                failures.append(
+                    type(err).__name__ + (f" ({err.reason})" if isinstance(err, urllib.error.URLError) else "")
+                )
+            else:
+                try:
+                    return json.loads(raw)
+                except ValueError as err:
+                    raise EmbeddingAPIError(
+                        f"the response is not JSON ({err})", file=self.url, field="(body)"
+                    ) from None
+            if attempt == self.retry.max_retries:
+                break
+            self._sleep(wait if wait is not None else self.retry.backoff(attempt))
+        raise EmbeddingAPIError(f"no answer after {len(failures)} attempts ({', '.join(failures[-3:])})", file=self.url)
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "model": self.name,
+            "adapter": "openai-api",
+            "api_base_url": self.base_url,
+            "api_model": self.model,
+            "dimensions": self.dimensions,
+            "precision": "fp32",
+        }
+
+
+def _error_detail(err: urllib.error.HTTPError) -> str:
+    """The endpoint's own error message (OpenAI's ``{"error": {"message": ...}}``), else the start of the body."""
+    try:
+        body = err.read().decode("utf-8", "replace")
+    except OSError:
+        return err.reason or ""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body
+    return " ".join(str(message).split())[:300] or str(err.reason)
