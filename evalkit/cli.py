@@ -49,6 +49,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
         bench = get_benchmark(args.benchmark)
         by_name = {t.metadata.name: registry.get(t.metadata.name, mteb_task=t) for t in bench.mteb_tasks()}
+        by_name.update({name: registry.get(name) for name in bench.spec_tasks})  # tasks only evalkit defines
         specs = [by_name[name] for name in bench.task_names if name in by_name]
         if args.type:
             specs = [s for s in specs if s.type.lower() == args.type.lower()]
@@ -105,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.registry.tasks import default_registry
     from evalkit.reports.table import format_table, score_row
     from evalkit.runner import RunConfig, default_data_dirs, run
+    from evalkit.search.fusion import parse_weights
 
     registry = default_registry()
     config = RunConfig(
@@ -120,6 +122,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         precision=args.precision,
         runtime=args.runtime,
         search_backend=args.search_backend,
+        reranker=args.reranker,
+        rerank_top_k=args.rerank_top_k,
+        retrieval=args.retrieval,
+        weights=parse_weights(args.weights) if args.weights else {},
+        fusion=args.fusion,
+        candidates=args.candidates,
         model_overrides={
             "pooling": args.pooling,
             "max_length": args.max_length,
@@ -162,9 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
-    from evalkit.results.benchmark_scores import benchmark_scores
+    from evalkit.results.benchmark_scores import benchmark_scores, load_model_results
+    from evalkit.results.language_scores import language_tables
 
-    scores = benchmark_scores(revision_dir, benchmark)
+    files = load_model_results(revision_dir)
+    scores = benchmark_scores(files, benchmark)
 
     def fmt(value: float | None) -> str:
         return "missing" if value is None else f"{100 * value:.2f}"
@@ -173,6 +183,14 @@ def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
     lines += [f"  {task_type}: {fmt(value)}" for task_type, value in sorted(scores.per_type.items())]
     if scores.missing:
         lines.append(f"  missing ({len(scores.missing)}): {', '.join(scores.missing)}")
+    for table in language_tables(files, benchmark):  # the BGE-M3 paper's per-language tables (MIRACL, MKQA)
+        rows = [["language", *table.metrics]]
+        rows += [[lang, *(fmt(table.scores[lang][m]) for m in table.metrics)] for lang in table.languages]
+        rows.append(["average", *(fmt(table.average[m]) for m in table.metrics)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        rows.insert(1, ["-" * w for w in widths])
+        lines.append(f"\n{table.task} ({table.split}), per language" + (f": {table.note}" if table.note else ""))
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -220,10 +238,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="forward pass: ONNX Runtime or torch; auto takes ONNX Runtime for fp32 on a CPU when installed",
     )
     run_p.add_argument(
+        "--reranker", metavar="MODEL", help="a cross-encoder (bge-reranker style) rescoring each query's top k"
+    )
+    run_p.add_argument("--rerank-top-k", type=int, default=100, help="candidates per query to rerank (default 100)")
+    run_p.add_argument(
         "--search-backend",
         choices=("numpy", "faiss"),
         default="numpy",
         help="exact top-k search: evalkit's chunked search (default) or faiss IndexFlatIP (pip install evalkit[faiss])",
+    )
+    retrieval = run_p.add_argument_group(
+        "retrieval (a non-dense retrieval lands in a revision folder tagged +retrieval-...)"
+    )
+    retrieval.add_argument(
+        "--retrieval",
+        choices=("dense", "sparse", "colbert", "hybrid"),
+        default="dense",
+        help="dense cosine (default); sparse term weights; colbert: MaxSim rerank of the dense candidates; hybrid",
+    )
+    retrieval.add_argument(
+        "--weights",
+        metavar="NAME=W,...",
+        help="hybrid weights, e.g. dense=1,sparse=0.3,colbert=1 (BGE-M3's, the default); 0 leaves one out",
+    )
+    retrieval.add_argument(
+        "--fusion",
+        choices=("weighted", "rrf"),
+        default="weighted",
+        help="hybrid: weighted sum of the retrievers' scores, or reciprocal rank fusion (k=60)",
+    )
+    retrieval.add_argument(
+        "--candidates", type=int, default=100, metavar="K", help="colbert and hybrid: first-stage depth (default 100)"
     )
     settings = run_p.add_argument_group(
         "model settings (ablations: the run lands in a revision folder tagged with what changed)"

@@ -22,11 +22,13 @@ from typing import Any
 
 from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
+from evalkit.core.embed import encoder_outputs
 from evalkit.encoders import load_encoder
 from evalkit.encoders.prompts import TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.errors import EvalkitError, MissingDataError
 from evalkit.evaluators import EVALUATED_TYPES, OWN_EVALUATORS, check_split_type
+from evalkit.evaluators.answer_retrieval import evaluate_answer_retrieval_task
 from evalkit.evaluators.mteb_native import MtebEncoderAdapter, evaluate_with_mteb
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
 from evalkit.evaluators.retrieval import evaluate_retrieval
@@ -46,7 +48,10 @@ from evalkit.results.atomic import write_json, write_jsonl_gz
 from evalkit.results.layout import ResultsLayout
 from evalkit.results.run_record import run_record
 from evalkit.results.task_result import mteb_task_result, per_item_rows, write_aggregate_result
+from evalkit.retrievers import LexicalRetriever
 from evalkit.search.dense import SearchBackend
+from evalkit.search.fusion import CANDIDATES, DENSE_RETRIEVAL, RetrievalSettings
+from evalkit.search.rerank import RerankStage
 
 
 def default_data_dirs() -> list[Path]:
@@ -85,7 +90,13 @@ class RunConfig:
     precision: str = "fp32"
     runtime: str = "auto"  # torch, onnx (ONNX Runtime, fp32 CPU), or auto: onnx where it fits and is installed
     model_overrides: Mapping[str, Any] = field(default_factory=dict)  # see apply_model_overrides
+    reranker: str | None = None  # a cross-encoder rescoring each query's first-stage top rerank_top_k
+    rerank_top_k: int = 100
     search_backend: SearchBackend = "numpy"  # exact top-k: our chunked numpy search, or faiss (identical rankings)
+    retrieval: str = "dense"  # dense, sparse, colbert (MaxSim rerank of dense candidates) or hybrid
+    weights: Mapping[str, float] = field(default_factory=dict)  # hybrid: weight per retriever; empty: BGE-M3's
+    fusion: str = "weighted"  # hybrid: weighted sum of scores, or rrf (reciprocal rank fusion, k=60)
+    candidates: int = CANDIDATES  # colbert and hybrid: first-stage depth per query
     use_cache: bool = True
     cache_dir: Path | None = None  # None: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit
     allow_hub: bool = True
@@ -164,6 +175,17 @@ def apply_model_overrides(model: ModelSpec, overrides: Mapping[str, Any]) -> tup
     return (replace(model, **changes) if changes else model), "".join(tags)
 
 
+def _rerank_stage(config: RunConfig) -> RerankStage | None:
+    if not config.reranker:
+        return None
+    if config.rerank_top_k < 1:
+        raise EvalkitError(f"--rerank-top-k must be positive, got {config.rerank_top_k}", field="rerank_top_k")
+    from evalkit.encoders.cross_encoder import CrossEncoderReranker
+
+    model = CrossEncoderReranker(resolve_model(config.reranker), device=config.device.split(",")[0])
+    return RerankStage(model=model, top_k=config.rerank_top_k)
+
+
 def _scratch_dir() -> Path:
     """A folder for derived artefacts (an ONNX export) when the cache is off; removed when the process ends."""
     folder = Path(tempfile.mkdtemp(prefix="evalkit-artifacts-"))
@@ -206,6 +228,7 @@ def plan_run(config: RunConfig, registry: TaskRegistry) -> RunPlan:
                 specs += [registry.get(m.metadata.name, mteb_task=m) for m in members]
             else:
                 specs.append(registry.get(name, mteb_task=task))
+        specs += bench.spec_tasks.values()  # tasks only an evalkit spec defines (MKQA), restricted like the rest
     specs = list({spec.name: spec for spec in specs}.values())
     if not specs:
         raise EvalkitError("nothing to run: name tasks (--tasks) or a benchmark (--benchmark)")
@@ -236,8 +259,28 @@ def _evaluate_own(
     core: EmbeddingCore,
     prompts: TaskPrompts,
     search_backend: SearchBackend = "numpy",
+    retrieval: RetrievalSettings = DENSE_RETRIEVAL,
+    rerank: RerankStage | None = None,
 ) -> list[SplitOutcome]:
     """Types evalkit scores itself, keeping per-query / per-pair values."""
+    if isinstance(encoder, LexicalRetriever) and spec.type != "Retrieval":
+        raise EvalkitError(f"{encoder.name} ranks documents; it cannot score task '{spec.name}' ({spec.type})")
+    if rerank is not None and spec.type != "Retrieval":
+        raise EvalkitError(f"--reranker applies to Retrieval tasks, not to '{spec.name}' ({spec.type})")
+    if spec.type == "AnswerRetrieval":  # all languages search one corpus: encoded once per task, not per subset
+        if retrieval.mode != "dense":
+            raise EvalkitError(f"task '{spec.name}' ({spec.type}) is scored with dense retrieval only")
+        return evaluate_answer_retrieval_task(
+            data.splits,
+            encoder,
+            core,
+            task_name=spec.name,
+            eval_splits=spec.eval_splits,
+            languages_of=spec.languages_of,
+            main_score=spec.main_score,
+            prompts=prompts,
+            search_backend=search_backend,
+        )
     outcomes: list[SplitOutcome] = []
     for hf_subset, splits in data.splits.items():
         corpus_vectors = {}  # splits of one subset that share a corpus encode it once
@@ -259,6 +302,8 @@ def _evaluate_own(
                     remove_self_hits=spec.remove_self_hits,
                     corpus_vectors=corpus_vectors.get(id(split.corpus)),
                     search_backend=search_backend,
+                    retrieval=retrieval,
+                    rerank=rerank,
                     **common,
                 )
             elif isinstance(split, PairSplit):
@@ -278,6 +323,8 @@ def evaluate_task(
     model: ModelSpec,
     revision: str,
     search_backend: SearchBackend = "numpy",
+    retrieval: RetrievalSettings = DENSE_RETRIEVAL,
+    rerank: RerankStage | None = None,
 ) -> TaskOutcome:
     started = time.perf_counter()
     if spec.type in MTEB_NATIVE_TYPES:
@@ -293,7 +340,7 @@ def evaluate_task(
         )
     else:
         prompts = TaskPrompts.resolve(model.prompts, task_name=spec.name, task_type=spec.type)
-        outcomes = _evaluate_own(spec, data, encoder, core, prompts, search_backend)
+        outcomes = _evaluate_own(spec, data, encoder, core, prompts, search_backend, retrieval, rerank)
     return TaskOutcome(task_name=spec.name, splits=outcomes, evaluation_time_s=time.perf_counter() - started)
 
 
@@ -334,6 +381,7 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     plan = plan_run(config, registry)
     specs, skipped = plan.specs, list(plan.skipped)
     model, settings_tag = apply_model_overrides(resolve_model(config.model), config.model_overrides)
+    retrieval = RetrievalSettings(config.retrieval, dict(config.weights), config.fusion, config.candidates)
     datasets, missing, errors = _load_all(specs, config)
     skipped += missing
     if not datasets:
@@ -355,7 +403,12 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
         cache=cache,
     )
     revision = results_revision(model, encoder)
+    retrieval = retrieval.for_encoder(encoder_outputs(encoder))
     revision += settings_tag  # an ablation never overwrites the model's own results
+    revision += retrieval.tag()  # nor does another retrieval (+retrieval-hybrid)
+    rerank = _rerank_stage(config)
+    if rerank is not None:
+        revision += rerank.tag()
     if config.precision != "fp32":  # reduced-precision scores never overwrite the faithful fp32 ones
         revision = f"{revision}-{config.precision}"
     layout = ResultsLayout(config.output_dir, model.results_folder_name, revision)
@@ -371,6 +424,8 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             model=model,
             revision=layout.revision,
             search_backend=config.search_backend,
+            retrieval=retrieval,
+            rerank=rerank,
         )
         finished_at = dt.datetime.now(dt.timezone.utc)
         record = run_record(
@@ -385,6 +440,8 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
                 "precision": config.precision,
                 "runtime": getattr(encoder, "runtime", "torch"),
                 "search_backend": config.search_backend,
+                "retrieval": retrieval.record(),
+                "rerank": rerank.record() if rerank is not None else None,
                 "model_overrides": dict(config.model_overrides),
                 "cache": str(cache.store) if cache is not None else None,
                 "embedding_stats": dict(core.stats),

@@ -109,7 +109,11 @@ def test_select_by_type_and_language() -> None:
 
 def test_model_registry_matches_mteb_model_meta() -> None:
     for name, spec in load_model_registry().items():
-        meta = mteb.get_model_meta(name)
+        try:
+            meta = mteb.get_model_meta(name)
+        except KeyError:  # a copy mteb does not list (an ONNX export, a packaged SPLADE): it must say where it lives
+            assert spec.packaged_in, f"{name} is neither an mteb model nor a packaged copy"
+            continue
         assert spec.revision == meta.revision, name
         assert spec.embedding_dim == meta.embed_dim, name
 

@@ -81,3 +81,38 @@ def test_rerank_orders_by_the_models_own_pair_scores(reranker_folder: Path, tmp_
     again = EmbeddingCore(show_progress=False, token_budget=96, cache=EmbeddingCache(tmp_path / "cache"))
     np.testing.assert_array_equal(rerank_top_k(again, model, QUERIES, DOCS, first_stage, k=3).scores, reranked.scores)
     assert again.stats.get("encoded", 0) == 0 and again.stats.get("cached", 0) == 6
+
+
+def test_reranker_runs_from_the_cli_and_lands_in_its_own_folder(
+    reranker_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from evalkit.cli import main
+
+    data = tmp_path / "toy"
+    (data / "qrels").mkdir(parents=True)
+    docs = {f"d{i}": text for i, text in enumerate(DOCS)}
+    (data / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items())
+    )
+    (data / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in enumerate(QUERIES))
+    )
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\n")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "ToyRerank.yaml").write_text(
+        f"name: ToyRerank\ntype: Retrieval\nlanguages: [eng-Latn]\neval_splits: [test]\ndata_dir: {data}\n"
+    )
+    monkeypatch.setenv("EVALKIT_TASKS_PATH", str(specs))
+    out = tmp_path / "results"
+    args = ["run", "--model", "sentence-transformers/all-MiniLM-L6-v2", "--tasks", "ToyRerank", "--output", str(out)]
+    assert main([*args, "--reranker", str(reranker_folder), "--rerank-top-k", "3", "--quiet"]) == 0
+    (revision,) = (out / "sentence-transformers__all-MiniLM-L6-v2").iterdir()
+    assert revision.name.endswith("+rerank-" + reranker_folder.name + "-k3")
+    record = json.loads((revision / "evalkit" / "ToyRerank.run.json").read_text())
+    assert record["run_settings"]["rerank"]["top_k"] == 3
+    scores = json.loads((revision / "ToyRerank.json").read_text())["scores"]["test"][0]
+    assert scores["precision_at_5"] == pytest.approx(0.2)  # 3 reranked candidates kept, one relevant per query
+    assert main([*args, "--reranker", str(reranker_folder), "--rerank-top-k", "0"]) == 2

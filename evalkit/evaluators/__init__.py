@@ -8,7 +8,15 @@ from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
 from evalkit.evaluators.pair_classification import evaluate_pair_classification
 from evalkit.evaluators.reranking import evaluate_reranking
-from evalkit.records import NativeSplit, PairLabelSplit, PairSplit, RerankingSplit, RetrievalSplit, Split
+from evalkit.records import (
+    AnswerRetrievalSplit,
+    NativeSplit,
+    PairLabelSplit,
+    PairSplit,
+    RerankingSplit,
+    RetrievalSplit,
+    Split,
+)
 from evalkit.registry.tasks import MTEB_NATIVE_TYPES
 
 SPLIT_RECORD_BY_TYPE: dict[str, type] = {
@@ -16,6 +24,7 @@ SPLIT_RECORD_BY_TYPE: dict[str, type] = {
     "STS": PairSplit,
     "PairClassification": PairLabelSplit,
     "Reranking": RerankingSplit,
+    "AnswerRetrieval": AnswerRetrievalSplit,  # scored per task, not per split: evaluate_answer_retrieval_task
     **{task_type: NativeSplit for task_type in MTEB_NATIVE_TYPES},
 }
 OWN_EVALUATORS: dict[str, Callable[..., SplitOutcome]] = {

@@ -1,21 +1,43 @@
-"""Retrieval evaluation: encode corpus and queries, exact top-k search, trec_eval-exact metrics per query."""
+"""Retrieval evaluation: encode corpus and queries, exact top-k search, trec_eval-exact metrics per query.
+
+The first stage is a run setting (:class:`evalkit.search.fusion.RetrievalSettings`): dense cosine search (the
+default, MTEB's), sparse search over an inverted index, a ColBERT (MaxSim) rerank of the dense candidates, or a
+hybrid fusing those. Whatever the stage, it hands the metrics one :class:`TopK`, so they score every kind alike.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from evalkit.core import EmbeddingCore
+from evalkit.core.outputs import EncodedOutputs, MultiVectorRows, SparseRows
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
-from evalkit.encoders.protocol import Encoder
+from evalkit.encoders.protocol import Encoder, Role
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, trec_order
 from evalkit.records import Corpus, RetrievalSplit
+from evalkit.retrievers import LexicalRetriever
+from evalkit.search.candidates import candidate_scores
 from evalkit.search.dense import SearchBackend, TopK, exact_top_k
+from evalkit.search.fusion import (
+    DENSE_RETRIEVAL,
+    RetrievalSettings,
+    candidate_union,
+    padded_top_k,
+    reciprocal_rank_fusion,
+    weighted_sum,
+)
+from evalkit.search.multivector import maxsim_rerank, maxsim_scores
+from evalkit.search.rerank import RerankStage, rerank_top_k
+from evalkit.search.sparse import sparse_scores, sparse_top_k
 
 TOP_K = 1000
+
+Encoded = np.ndarray | EncodedOutputs
+"""A split's encoded texts: dense vectors for dense retrieval, else each output the retrieval needs."""
 
 
 def document_texts(corpus: Corpus) -> list[str]:
@@ -34,8 +56,11 @@ def ranked_doc_ids(
     ids = np.asarray(corpus_ids, dtype=object)
     ranked = []
     for row, query_id in enumerate(query_ids):
-        doc_ids = ids[top.indices[row]]
-        scores = top.scores[row]
+        indices, scores = top.indices[row], top.scores[row]
+        if len(indices) and indices[-1] < 0:  # a query with fewer results than k: its empty slots come last
+            filled = indices >= 0
+            indices, scores = indices[filled], scores[filled]
+        doc_ids = ids[indices]
         if remove_self_hits:
             keep = doc_ids != query_id
             doc_ids, scores = doc_ids[keep], scores[keep]
@@ -54,22 +79,36 @@ def evaluate_retrieval(
     main_score: str,
     remove_self_hits: bool,
     k_values: Sequence[int] = K_VALUES,
-    corpus_vectors: np.ndarray | None = None,
+    corpus_vectors: Encoded | None = None,
     prompts: TaskPrompts = NO_PROMPTS,
     search_backend: SearchBackend = "numpy",
-) -> tuple[SplitOutcome, np.ndarray]:
-    """Scores of one split; also returns the corpus vectors so other splits over the same corpus reuse them."""
+    retrieval: RetrievalSettings = DENSE_RETRIEVAL,
+    rerank: RerankStage | None = None,
+) -> tuple[SplitOutcome, Encoded | None]:
+    """Scores of one split; also returns the corpus encoding so other splits over the same corpus reuse it.
+
+    With the default dense retrieval the encodings are plain vectors and the search is :func:`exact_top_k`;
+    otherwise they hold each encoder output ``retrieval`` needs, and :func:`retrieve` runs its first stage. A
+    lexical model (BM25) ranks the texts itself. ``rerank`` rescores each query's first-stage top k.
+    """
     started = time.perf_counter()
-    if corpus_vectors is None:
-        corpus_vectors = core.encode(
-            encoder, document_texts(split.corpus), "document", prompt=prompts.document, desc="corpus"
+    depth = max(TOP_K, *k_values)
+    if isinstance(encoder, LexicalRetriever):
+        corpus_done = queries_done = time.perf_counter()
+        top = encoder.top_k(document_texts(split.corpus), split.queries.texts, depth, languages=languages)
+    else:
+        if corpus_vectors is None:
+            corpus_vectors = _encode(
+                core, encoder, document_texts(split.corpus), "document", prompts.document, "corpus", retrieval
+            )
+        corpus_done = time.perf_counter()
+        query_vectors = _encode(
+            core, encoder, split.queries.texts, "query", prompts.query, f"{split_name} queries", retrieval
         )
-    corpus_done = time.perf_counter()
-    query_vectors = core.encode(
-        encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"{split_name} queries"
-    )
-    queries_done = time.perf_counter()
-    top = exact_top_k(query_vectors, corpus_vectors, max(TOP_K, *k_values), search_backend=search_backend)
+        queries_done = time.perf_counter()
+        top = retrieve(retrieval, query_vectors, corpus_vectors, depth, search_backend=search_backend)
+    if rerank is not None:
+        top = rerank_top_k(core, rerank.model, split.queries.texts, document_texts(split.corpus), top, rerank.top_k)
     ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)
     searched = time.perf_counter()
     per_query = evaluate_ranked(split.queries.ids, ranked, split.qrels, k_values)
@@ -90,3 +129,76 @@ def evaluate_retrieval(
         },
     )
     return outcome, corpus_vectors
+
+
+def _encode(
+    core: EmbeddingCore,
+    encoder: Encoder,
+    texts: list[str],
+    role: Role,
+    prompt: str,
+    desc: str,
+    retrieval: RetrievalSettings,
+) -> Encoded:
+    if retrieval.mode == "dense":
+        return core.encode(encoder, texts, role, prompt=prompt, desc=desc)
+    return core.encode_outputs(encoder, texts, role, outputs=retrieval.outputs, prompt=prompt, desc=desc)
+
+
+def retrieve(
+    retrieval: RetrievalSettings,
+    queries: Encoded,
+    corpus: Encoded,
+    k: int,
+    *,
+    search_backend: SearchBackend = "numpy",
+) -> TopK:
+    """The first stage: each query's ranked documents under ``retrieval``.
+
+    ``dense`` and ``sparse`` return their top ``k``; ``colbert`` reranks the dense top ``retrieval.candidates``;
+    ``hybrid`` fuses the retrievers' top ``retrieval.candidates`` over their union (see :mod:`evalkit.search.fusion`).
+    """
+    if retrieval.mode == "dense":
+        assert isinstance(queries, np.ndarray) and isinstance(corpus, np.ndarray)
+        return exact_top_k(queries, corpus, k, search_backend=search_backend)
+    assert isinstance(queries, Mapping) and isinstance(corpus, Mapping)
+    depth = k if retrieval.mode == "sparse" else retrieval.candidates
+    runs: dict[str, TopK] = {}
+    if "dense" in retrieval.outputs:  # dense candidates: a retriever of the hybrid, or ColBERT's first stage
+        runs["dense"] = exact_top_k(queries["dense"], corpus["dense"], depth, search_backend=search_backend)
+    if "sparse" in retrieval.retrievers:
+        runs["sparse"] = sparse_top_k(_sparse(queries), _sparse(corpus), depth)
+    if "colbert" in retrieval.retrievers:
+        runs["colbert"] = maxsim_rerank(_colbert(queries), _colbert(corpus), runs["dense"], retrieval.candidates)
+    if retrieval.mode != "hybrid":
+        return runs[retrieval.mode]
+    candidates = candidate_union([runs[name] for name in retrieval.retrievers])
+    if retrieval.fusion == "rrf":
+        fused = reciprocal_rank_fusion([runs[name] for name in retrieval.retrievers], candidates, k=retrieval.rrf_k)
+    else:
+        exact = {name: _exact_scores(name, queries, corpus, candidates) for name in retrieval.retrievers}
+        fused = weighted_sum(exact, retrieval.effective_weights)
+    return padded_top_k(candidates, fused, max((len(c) for c in candidates), default=0))
+
+
+def _exact_scores(
+    retriever: str, queries: EncodedOutputs, corpus: EncodedOutputs, candidates: list[np.ndarray]
+) -> list[np.ndarray]:
+    """One retriever's own score for every candidate of every query."""
+    if retriever == "dense":
+        return candidate_scores(queries["dense"], corpus["dense"], candidates)  # type: ignore[arg-type]
+    if retriever == "sparse":
+        return sparse_scores(_sparse(queries), _sparse(corpus), candidates)
+    return maxsim_scores(_colbert(queries), _colbert(corpus), candidates)
+
+
+def _sparse(encoded: EncodedOutputs) -> SparseRows:
+    rows = encoded["sparse"]
+    assert isinstance(rows, SparseRows)
+    return rows
+
+
+def _colbert(encoded: EncodedOutputs) -> MultiVectorRows:
+    rows = encoded["colbert"]
+    assert isinstance(rows, MultiVectorRows)
+    return rows

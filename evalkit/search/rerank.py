@@ -6,11 +6,28 @@ metrics beyond k then measure the reranked list, not a splice of two scorers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from evalkit.core import EmbeddingCore
 from evalkit.encoders.cross_encoder import CrossEncoderReranker, pair_texts
 from evalkit.search.dense import TopK
+
+
+@dataclass(frozen=True)
+class RerankStage:
+    """``--reranker M --rerank-top-k K``: the cross-encoder and how many first-stage candidates it rescores."""
+
+    model: CrossEncoderReranker
+    top_k: int = 100
+
+    def tag(self) -> str:
+        """The revision-folder tag: a reranked run never overwrites the first stage's results."""
+        return f"+rerank-{self.model.name.split('/')[-1]}-k{self.top_k}"
+
+    def record(self) -> dict[str, object]:
+        return {"model": self.model.fingerprint(), "top_k": self.top_k}
 
 
 def rerank_top_k(
