@@ -71,17 +71,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from evalkit.registry.models import load_model_registry, packaged_weights
+    from evalkit.registry.models import ModelSpec, load_model_registry, packaged_weights
+
+    no_vectors = {"bm25", "openai-api"}  # a lexical retriever and a remote API: no pooling, no local weights
+
+    def weights(m: ModelSpec) -> str:
+        if m.adapter == "bm25":
+            return "none"
+        if m.adapter == "openai-api":
+            return "remote"
+        return "packaged" if packaged_weights(m) else "hub"
 
     rows = [
         (
             m.name,
             m.adapter,
-            m.pooling,
-            "yes" if m.normalize else "no",
+            "-" if m.adapter in no_vectors else m.pooling,
+            "-" if m.adapter == "bm25" else ("yes" if m.normalize else "no"),
             str(m.max_length),
             (m.revision or "-")[:10],
-            "packaged" if packaged_weights(m) else "hub",
+            weights(m),
             ", ".join(f"{key}={text!r}" for key, text in m.prompts.items()),
         )
         for m in load_model_registry().values()
