@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from evalkit.core.outputs import EncodedOutput, MultiVectorRows, SparseRows
-from evalkit.encoders.hf import _DTYPES, HFEncoder, weights_fingerprint
+from evalkit.encoders.hf import _DTYPES, HFEncoder, padded_batch, weights_fingerprint
 from evalkit.encoders.protocol import OutputKind
 from evalkit.errors import UnknownModelError
 from evalkit.registry.models import ModelSpec
@@ -118,12 +118,7 @@ class BGEM3Encoder(HFEncoder):
 
     def _last_hidden_state(self, token_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Padded ids, attention mask and the encoder's last hidden state (float32), as the dense path pads them."""
-        longest = max(len(ids) for ids in token_ids)
-        input_ids = torch.full((len(token_ids), longest), self._pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         if self.runtime == "onnx":
             hidden = self._onnx_forward(input_ids, attention_mask)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.encoders.hf import PRECISIONS, weights_fingerprint
+from evalkit.encoders.hf import PRECISIONS, load_weights, padded_batch, weights_fingerprint
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
@@ -55,14 +55,8 @@ class CrossEncoderReranker:
     def model(self) -> torch.nn.Module:
         from transformers import AutoModelForSequenceClassification
 
-        folder = self.spec.local_path
-        assert folder is not None
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                folder, config=self._config, trust_remote_code=False, use_safetensors=any(folder.glob("*.safetensors"))
-            )
-        except (OSError, ValueError) as err:
-            raise UnknownModelError(f"cannot load reranker from {folder}: {str(err).splitlines()[0]}") from None
+        assert self.spec.local_path is not None
+        model = load_weights(AutoModelForSequenceClassification, self.spec.local_path, self._config)
         model.eval().to(self.device)
         if self.precision != "fp32":
             model.to(torch.bfloat16 if self.precision == "bf16" else torch.float16)
@@ -91,12 +85,7 @@ class CrossEncoderReranker:
 
     @torch.inference_mode()
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
-        longest = max(len(ids) for ids in token_ids)
-        input_ids = torch.full((len(token_ids), longest), self._pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = self._token_types(input_ids).to(self.device) * attention_mask.to(self.device)

@@ -32,6 +32,32 @@ def weights_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def padded_batch(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids padded to the batch's longest text, and the attention mask: what every transformers adapter feeds."""
+    longest = max(len(ids) for ids in token_ids)
+    input_ids = torch.full((len(token_ids), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def load_weights(model_class: type, folder: Path, config: object, **options: object) -> torch.nn.Module:
+    """``model_class.from_pretrained`` as evalkit loads every model: never remote code, safetensors when present,
+    and a load failure as one line naming the folder."""
+    try:
+        return model_class.from_pretrained(  # type: ignore[attr-defined]
+            folder,
+            config=config,
+            trust_remote_code=False,
+            use_safetensors=any(Path(folder).glob("*.safetensors")),
+            **options,
+        )
+    except (OSError, ValueError) as err:
+        raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 RUNTIMES = ("auto", "torch", "onnx")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,14 +131,8 @@ class HFEncoder:
         """The weights, loaded on first use: a run whose vectors are all cached never loads them."""
         from transformers import AutoModel
 
-        folder = self.spec.local_path
-        assert folder is not None
-        try:
-            model = AutoModel.from_pretrained(
-                folder, config=self._config, trust_remote_code=False, use_safetensors=any(folder.glob("*.safetensors"))
-            )
-        except (OSError, ValueError) as err:
-            raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+        assert self.spec.local_path is not None
+        model = load_weights(AutoModel, self.spec.local_path, self._config)
         model.eval().to(self.device)
         if self.device.type == "cpu" and self.precision == "bf16":
             model.to(torch.bfloat16)
@@ -130,15 +150,8 @@ class HFEncoder:
         kind = "bert-tt" if self._uses_token_types else "plain"
         path = root / "onnx" / f"{self._weights_sha256[:32]}-{kind}-opset17.onnx"
         if not path.is_file():
-            folder = self.spec.local_path
-            assert folder is not None
-            eager = AutoModel.from_pretrained(
-                folder,
-                config=self._config,
-                trust_remote_code=False,
-                attn_implementation="eager",
-                use_safetensors=any(folder.glob("*.safetensors")),
-            )
+            assert self.spec.local_path is not None
+            eager = load_weights(AutoModel, self.spec.local_path, self._config, attn_implementation="eager")
             export_checked(eager.eval(), self._uses_token_types, path)
         return OnnxForward(path, self._uses_token_types, threads=torch.get_num_threads())
 
@@ -158,12 +171,7 @@ class HFEncoder:
 
     @torch.inference_mode()
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
-        longest = max(len(ids) for ids in token_ids)
-        input_ids = torch.full((len(token_ids), longest), self._pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from evalkit.core.outputs import EncodedOutput, SparseRows
-from evalkit.encoders.hf import _DTYPES, HFEncoder
+from evalkit.encoders.hf import _DTYPES, HFEncoder, load_weights, padded_batch
 from evalkit.encoders.protocol import OutputKind
-from evalkit.errors import EvalkitError, UnknownModelError
+from evalkit.errors import EvalkitError
 
 
 class SpladeEncoder(HFEncoder):
@@ -34,14 +34,8 @@ class SpladeEncoder(HFEncoder):
         """The masked-language model, loaded on first use (safetensors preferred, never remote code)."""
         from transformers import AutoModelForMaskedLM
 
-        folder = self.spec.local_path
-        assert folder is not None
-        try:
-            model = AutoModelForMaskedLM.from_pretrained(
-                folder, config=self._config, trust_remote_code=False, use_safetensors=any(folder.glob("*.safetensors"))
-            )
-        except (OSError, ValueError) as err:
-            raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+        assert self.spec.local_path is not None
+        model = load_weights(AutoModelForMaskedLM, self.spec.local_path, self._config)
         model.eval().to(self.device)
         if self.device.type == "cpu" and self.precision == "bf16":
             model.to(torch.bfloat16)
@@ -60,12 +54,7 @@ class SpladeEncoder(HFEncoder):
     ) -> Mapping[OutputKind, EncodedOutput]:
         if outputs != ("sparse",):
             self.embed_batch(token_ids)  # raises: the only output is sparse
-        longest = max(len(ids) for ids in token_ids)
-        input_ids = torch.full((len(token_ids), longest), self._pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
