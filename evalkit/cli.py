@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
     run_p.add_argument(
-        "--token-budget", type=int, help="padded tokens per forward pass (default: CPU 4096, 8192 in bf16; GPU 65536)"
+        "--token-budget", type=int, help="padded tokens per forward pass (default: CPU 4096; GPU 65536)"
     )
     run_p.add_argument("--batch-size", type=int, help="fixed texts per batch instead of a token budget")
     run_p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
