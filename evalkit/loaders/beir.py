@@ -42,20 +42,24 @@ def qrels_name(split: str) -> str:
     return f"qrels/{split}.tsv"
 
 
-def read_corpus(path: Path) -> Corpus:
-    """Documents in file order; a missing or null title reads as ``""``."""
+def read_corpus(path: Path, id_fields: Sequence[str] = ("_id",)) -> Corpus:
+    """Documents in file order; a missing or null title reads as ``""``.
+
+    ``id_fields``: the names a document id may go by, first match wins (MIRACL writes ``docid``, BEIR ``_id``).
+    """
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
     first_line: dict[str, int] = {}
     for line, record in iter_jsonl(path):
-        doc_id = get_id(record, "_id", path=path, line=line)
+        id_field = next((name for name in id_fields if name in record), id_fields[0])
+        doc_id = get_id(record, id_field, path=path, line=line)
         if doc_id in first_line:
             raise DataError(
                 f"duplicate document id '{doc_id}' (first on line {first_line[doc_id]})",
                 file=path,
                 line=line,
-                field="_id",
+                field=id_field,
             )
         first_line[doc_id] = line
         ids.append(doc_id)

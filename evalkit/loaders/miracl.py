@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit.errors import DataError
-from evalkit.loaders.beir import find_file, require_file
+from evalkit.loaders.beir import find_file, read_corpus, require_file
 from evalkit.loaders.checksums import source_file
-from evalkit.loaders.jsonl import get_id, get_str, iter_jsonl, iter_lines
+from evalkit.loaders.jsonl import iter_lines
 from evalkit.records import Corpus, Qrels, Queries, RetrievalSplit, SourceFile
 
 _ID_FIELDS = ("docid", "_id")
@@ -41,28 +41,8 @@ def has_topics_layout(folder: Path, splits: Sequence[str]) -> bool:
 
 
 def read_miracl_corpus(path: Path) -> Corpus:
-    """Documents in file order; a duplicate id is an error, a missing title reads as ``""``."""
-    ids: list[str] = []
-    titles: list[str] = []
-    texts: list[str] = []
-    first_line: dict[str, int] = {}
-    for line, record in iter_jsonl(path):
-        id_field = next((name for name in _ID_FIELDS if name in record), _ID_FIELDS[0])
-        doc_id = get_id(record, id_field, path=path, line=line)
-        if doc_id in first_line:
-            raise DataError(
-                f"duplicate document id '{doc_id}' (first on line {first_line[doc_id]})",
-                file=path,
-                line=line,
-                field=id_field,
-            )
-        first_line[doc_id] = line
-        ids.append(doc_id)
-        titles.append(get_str(record, "title", path=path, line=line, optional=True))
-        texts.append(get_str(record, "text", path=path, line=line))
-    if not ids:
-        raise DataError("the corpus holds no documents", file=path)
-    return Corpus(ids=ids, titles=titles, texts=texts)
+    """MIRACL's corpus: BEIR's reader with MIRACL's ``docid`` (or ``_id``) as the id field."""
+    return read_corpus(path, id_fields=_ID_FIELDS)
 
 
 def read_topics(path: Path) -> Queries:
