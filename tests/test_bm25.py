@@ -11,10 +11,12 @@ import pytest
 
 from evalkit.encoders import load_encoder
 from evalkit.encoders.protocol import Encoder
+from evalkit.errors import EvalkitError
 from evalkit.registry.models import resolve_model
 from evalkit.retrievers import LexicalRetriever
 from evalkit.retrievers.bm25 import LANGUAGE_SETTINGS, BM25Retriever, best_k, task_language
 from evalkit.search.dense import TopK
+from evalkit.search.sparse import csr_of
 
 pytest.importorskip("bm25s")
 pytest.importorskip("Stemmer")
@@ -134,3 +136,35 @@ def test_bm25_resolves_as_a_model_and_loads_as_a_lexical_retriever() -> None:
     fingerprint = retriever.fingerprint()
     assert {"k1": 1.5, "b": 0.75, "method": "lucene"}.items() <= fingerprint.items()
     assert fingerprint["bm25s"]
+
+
+@pytest.mark.parametrize("language", ["eng", "fin", "cmn"])
+def test_the_sparse_form_scores_what_bm25_scores(mirror: Path, language: str) -> None:
+    """BM25 as sparse vectors (a hybrid's sparse retriever): query · document equals the BM25 score of every pair,
+    a repeated query term counted twice as bm25s counts it, and a term the corpus lacks dropped."""
+    with (mirror / "SciFact" / "corpus.jsonl").open() as handle:
+        rows = [json.loads(line) for _, line in zip(range(300), handle, strict=False)]
+    corpus = [f"{row.get('title', '')} {row['text']}" for row in rows]
+    with (mirror / "SciFact" / "queries.jsonl").open() as handle:
+        queries = [json.loads(line)["text"] for _, line in zip(range(30), handle, strict=False)]
+    queries += ["cells cells cells", "zzzunseenterm"]
+    retriever = BM25Retriever()
+    top = retriever.top_k(corpus, queries, k=len(corpus), languages=[f"{language}-Latn"])
+    expected = np.zeros((len(queries), len(corpus)), dtype=np.float64)
+    np.put_along_axis(expected, top.indices, top.scores, axis=1)
+
+    query_rows, doc_rows = retriever.sparse_rows(corpus, queries, languages=[f"{language}-Latn"])
+    assert (len(query_rows), len(doc_rows)) == (len(queries), len(corpus))
+    vocab = int(max(doc_rows.token_ids.max(), query_rows.token_ids.max(initial=0))) + 1
+    dot = (csr_of(query_rows, vocab) @ csr_of(doc_rows, vocab).T).toarray()
+    np.testing.assert_allclose(dot, expected, rtol=1e-5, atol=1e-5)
+    assert expected[:-2].max(axis=1).min() > 0
+    if language != "cmn":  # (in characters every letter of it is in the corpus)
+        assert query_rows.row(len(queries) - 1).size == 0 and not expected[-1].any()  # an unseen term is no term
+    if language == "eng":
+        assert query_rows.row(len(queries) - 2)["weight"].tolist() == [3.0]  # "cells" three times
+
+
+def test_bm25l_has_no_sparse_form() -> None:
+    with pytest.raises(EvalkitError, match="non-occurrence"):
+        BM25Retriever(method="bm25l").sparse_rows(["a b"], ["a"])

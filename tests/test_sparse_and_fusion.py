@@ -248,6 +248,7 @@ def test_retrieval_settings_parse_tag_and_check_against_the_model() -> None:
         "candidates": 100,
         "fusion": "weighted",
         "weights": {"dense": 1.0, "sparse": 0.3, "colbert": 1.0},
+        "normalization": "none",
     }
     dense_sparse = RetrievalSettings("hybrid").for_encoder(("dense", "sparse"))
     assert dense_sparse.effective_weights == {"dense": 1.0, "sparse": 0.3}

@@ -95,8 +95,7 @@ def test_splade_tiny_on_scifact_through_the_runner(mirror: Path, tmp_path: Path)
         data_dirs=[mirror],
         output_dir=tmp_path / "results",
         retrieval="sparse",
-        cache_dir=tmp_path / "cache",
-        show_progress=False,
+        show_progress=False,  # the session's cache: tests/test_two_model_hybrid.py reuses these vectors
     )
     (written,) = run(config).written
     revision = written.result_file.parent

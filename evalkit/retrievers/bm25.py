@@ -19,7 +19,9 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
+from evalkit.core.outputs import SparseRows
 from evalkit.errors import EvalkitError
 from evalkit.search.dense import TopK
 
@@ -69,6 +71,10 @@ LANGUAGE_SETTINGS: dict[str, tuple[str | None, str | None, str | None]] = {
     "tur": (None, "turkish", None),
     "yid": (None, "yiddish", None),
 }
+
+_SUM_OF_TERM_WEIGHTS = ("lucene", "robertson", "atire")
+"""bm25s methods whose score is a plain sum of per-term document weights (BM25L and BM25+ add a constant per
+query term for documents without it)."""
 
 _STOPWORD_LISTS = {
     "en": "STOPWORDS_EN",
@@ -151,15 +157,11 @@ class BM25Retriever:
 
     def top_k(self, corpus_texts: list[str], query_texts: list[str], k: int, *, languages: Sequence[str] = ()) -> TopK:
         """Index ``corpus_texts`` and rank it for every query; see :class:`evalkit.retrievers.LexicalRetriever`."""
-        import bm25s
-
         k = max(0, min(int(k), len(corpus_texts)))
         if k == 0 or not query_texts:
             empty = (len(query_texts), k)
             return TopK(np.zeros(empty, dtype=np.int64), np.zeros(empty, dtype=np.float32))
-        terms = _Terms(Preprocessing.for_language(task_language(languages)), self.freq_threshold, self.show_progress)
-        index = bm25s.BM25(k1=self.k1, b=self.b, delta=self.delta, method=self.method)
-        index.index(terms.fit_corpus(corpus_texts), show_progress=self.show_progress)
+        index, terms = self._index(corpus_texts, languages)
         indices = np.empty((len(query_texts), k), dtype=np.int64)
         scores = np.empty((len(query_texts), k), dtype=np.float32)
         no_match = np.zeros(len(corpus_texts), dtype=np.float32)
@@ -168,6 +170,49 @@ class BM25Retriever:
             doc_scores = np.asarray(index.get_scores(query_terms), dtype=np.float32) if query_terms else no_match
             indices[row], scores[row] = best_k(doc_scores, k)
         return TopK(indices=indices, scores=scores)
+
+    def sparse_rows(
+        self, corpus_texts: list[str], query_texts: list[str], *, languages: Sequence[str] = ()
+    ) -> tuple[SparseRows, SparseRows]:
+        """BM25 as sparse vectors over the corpus's terms, ``(queries, documents)``: a query's dot product with a
+        document is that document's BM25 score for it.
+
+        Lucene's BM25 is a sum over the query's terms (each occurrence counted, as bm25s counts it) of a weight that
+        depends on the term and the document only; bm25s precomputes those weights as its index. So a document's
+        row is its column of that index and a query's row counts its terms. This is what lets BM25 be the sparse
+        retriever of a hybrid (``--sparse-model bm25``), whose weighted sum needs BM25's exact score for documents
+        outside BM25's own top k.
+        """
+        if self.method not in _SUM_OF_TERM_WEIGHTS:
+            raise EvalkitError(f"BM25 method {self.method!r} adds a non-occurrence score; it has no sparse form")
+        index, terms = self._index(corpus_texts, languages)
+        postings = index.scores  # term × document weights, CSR by term (bm25s's ``indptr`` indexed by term id)
+        n_terms = len(postings["indptr"]) - 1
+        by_term = sp.csr_array(
+            (postings["data"], postings["indices"], postings["indptr"]), shape=(n_terms, len(corpus_texts))
+        )
+        by_doc = sp.csr_array(by_term.T)
+        by_doc.sort_indices()
+        documents = SparseRows.from_arrays(by_doc.indptr, by_doc.indices, by_doc.data.astype(np.float32))
+        query_ids = [index.get_tokens_ids(query_terms) for query_terms in terms.queries(query_texts)]
+        counts = [np.unique(np.asarray(ids, dtype=np.int64), return_counts=True) for ids in query_ids]
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids, _ in counts], out=offsets[1:])
+        queries = SparseRows.from_arrays(
+            offsets,
+            np.concatenate([ids for ids, _ in counts]) if counts else np.zeros(0, dtype=np.int64),
+            np.concatenate([n for _, n in counts]).astype(np.float32) if counts else np.zeros(0, dtype=np.float32),
+        )
+        return queries, documents
+
+    def _index(self, corpus_texts: list[str], languages: Sequence[str]) -> tuple[Any, _Terms]:
+        """The corpus indexed by bm25s, and the term maker (its stopwords fitted on the corpus) for the queries."""
+        import bm25s
+
+        terms = _Terms(Preprocessing.for_language(task_language(languages)), self.freq_threshold, self.show_progress)
+        index = bm25s.BM25(k1=self.k1, b=self.b, delta=self.delta, method=self.method)
+        index.index(terms.fit_corpus(corpus_texts), show_progress=self.show_progress)
+        return index, terms
 
 
 def best_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

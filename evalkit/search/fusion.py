@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,9 @@ class RetrievalSettings:
     """How a run retrieves: which retriever (or fusion of retrievers), with which weights and candidate depth.
 
     ``weights`` applies to ``hybrid`` only; empty means BGE-M3's. ``candidates`` is the depth of the first stage
-    that a ColBERT rerank or a fusion works on.
+    that a ColBERT rerank or a fusion works on. ``normalization`` (ranx's ``min-max`` or ``zmuv``, per query over
+    its candidates) puts a weighted hybrid's retrievers on one scale first: needed when they are different models
+    (cosines in [-1, 1] against BM25 scores in the tens), not for BGE-M3's own heads, which it fuses raw.
     """
 
     mode: str = "dense"
@@ -80,6 +82,7 @@ class RetrievalSettings:
     fusion: str = "weighted"
     candidates: int = CANDIDATES
     rrf_k: int = RRF_K
+    normalization: str = "none"
 
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVALS:
@@ -103,6 +106,13 @@ class RetrievalSettings:
             raise EvalkitError("weights apply to --retrieval hybrid only", field="weights")
         if self.fusion != "weighted" and self.mode != "hybrid":
             raise EvalkitError("a fusion applies to --retrieval hybrid only", field="fusion")
+        if self.normalization not in NORMALIZATIONS:
+            raise EvalkitError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}",
+                field="normalization",
+            )
+        if self.normalization != "none" and (self.mode != "hybrid" or self.fusion != "weighted"):
+            raise EvalkitError("a score normalization applies to a weighted hybrid only", field="normalization")
 
     @property
     def effective_weights(self) -> dict[str, float]:
@@ -127,9 +137,7 @@ class RetrievalSettings:
         settings = self
         if self.mode == "hybrid" and not self.weights:
             kept = {name: w for name, w in BGE_M3_WEIGHTS.items() if name in available}
-            settings = RetrievalSettings(
-                "hybrid", kept or dict(BGE_M3_WEIGHTS), self.fusion, self.candidates, self.rrf_k
-            )
+            settings = replace(self, weights=kept or dict(BGE_M3_WEIGHTS))
         lacking = [kind for kind in settings.outputs if kind not in available]
         if lacking:
             raise EvalkitError(
@@ -146,8 +154,12 @@ class RetrievalSettings:
         tag = f"+retrieval-{self.mode}"
         if self.mode == "hybrid":
             tag += "-rrf" if self.fusion == "rrf" else ""
-            if self.effective_weights != dict(BGE_M3_WEIGHTS):
+            if self.fusion == "rrf" and set(self.effective_weights) != set(BGE_M3_WEIGHTS):
+                tag += "".join(f"-{name}" for name in self.effective_weights)  # RRF weighs none: names only
+            elif self.fusion != "rrf" and self.effective_weights != dict(BGE_M3_WEIGHTS):
                 tag += "".join(f"-{name}{weight:g}" for name, weight in self.effective_weights.items())
+            if self.normalization != "none":
+                tag += "-" + self.normalization.replace("-", "")
         if self.mode in ("colbert", "hybrid") and self.candidates != CANDIDATES:
             tag += f"-k{self.candidates}"
         return tag
@@ -159,6 +171,8 @@ class RetrievalSettings:
             record["candidates"] = self.candidates
         if self.mode == "hybrid":
             record.update(fusion=self.fusion, weights=self.effective_weights)
+            if self.fusion == "weighted":
+                record["normalization"] = self.normalization
             if self.fusion == "rrf":
                 record["rrf_k"] = self.rrf_k
         return record
