@@ -137,6 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         weights=parse_weights(args.weights) if args.weights else {},
         fusion=args.fusion,
         candidates=args.candidates,
+        normalization=args.normalization,
+        sparse_model=args.sparse_model,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        shard_dir=args.shard_dir,
+        shard_size=args.shard_size,
+        ray_workers=args.ray_workers,
         model_overrides={
             "pooling": args.pooling,
             "max_length": args.max_length,
@@ -229,9 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local mirror holding <TaskName>/ folders (repeatable; default: $EVALKIT_DATA_DIR)",
     )
     run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
-    run_p.add_argument(
-        "--token-budget", type=int, help="padded tokens per forward pass (default: CPU 4096; GPU 65536)"
-    )
+    run_p.add_argument("--token-budget", type=int, help="padded tokens per forward pass (default: CPU 4096; GPU 65536)")
     run_p.add_argument("--batch-size", type=int, help="fixed texts per batch instead of a token budget")
     run_p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     run_p.add_argument(
@@ -279,6 +284,30 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument(
         "--candidates", type=int, default=100, metavar="K", help="colbert and hybrid: first-stage depth (default 100)"
     )
+    retrieval.add_argument(
+        "--normalization",
+        choices=("none", "min-max", "zmuv"),
+        default="none",
+        help="weighted hybrid: each retriever's scores per query raw (default, BGE-M3's) or normalised as ranx does",
+    )
+    retrieval.add_argument(
+        "--sparse-model",
+        metavar="MODEL",
+        help="hybrid of two models: the sparse retriever from MODEL (bm25, a SPLADE) and the dense one from --model",
+    )
+    scale = run_p.add_argument_group("past one machine (pip install 'evalkit[ray]')")
+    scale.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: encode and search retrieval corpora in shards on a Ray cluster (same vectors, same scores)",
+    )
+    scale.add_argument("--ray-address", metavar="HOST:PORT", help="a running Ray cluster (default: start a local one)")
+    scale.add_argument(
+        "--shard-dir", metavar="URL", help="shard store every worker reaches: a folder or fsspec URL (default: cache)"
+    )
+    scale.add_argument("--shard-size", type=int, default=1024, metavar="N", help="texts per shard (default 1024)")
+    scale.add_argument("--ray-workers", type=int, metavar="N", help="model replicas (default: one per GPU or CPU)")
     settings = run_p.add_argument_group(
         "model settings (ablations: the run lands in a revision folder tagged with what changed)"
     )

@@ -31,7 +31,7 @@ from evalkit.evaluators import EVALUATED_TYPES, OWN_EVALUATORS, check_split_type
 from evalkit.evaluators.answer_retrieval import evaluate_answer_retrieval_task
 from evalkit.evaluators.mteb_native import MtebEncoderAdapter, evaluate_with_mteb
 from evalkit.evaluators.outcome import SplitOutcome, TaskOutcome
-from evalkit.evaluators.retrieval import evaluate_retrieval
+from evalkit.evaluators.retrieval import DistributedSearch, SparseModel, evaluate_retrieval
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.loaders import load_task_data
 from evalkit.records import PairSplit, RetrievalSplit, TaskData
@@ -52,6 +52,8 @@ from evalkit.retrievers import LexicalRetriever
 from evalkit.search.dense import SearchBackend
 from evalkit.search.fusion import CANDIDATES, DENSE_RETRIEVAL, RetrievalSettings
 from evalkit.search.rerank import RerankStage
+
+BACKENDS: tuple[str, ...] = ("local", "ray")
 
 
 def default_data_dirs() -> list[Path]:
@@ -99,6 +101,13 @@ class RunConfig:
     weights: Mapping[str, float] = field(default_factory=dict)  # hybrid: weight per retriever; empty: BGE-M3's
     fusion: str = "weighted"  # hybrid: weighted sum of scores, or rrf (reciprocal rank fusion, k=60)
     candidates: int = CANDIDATES  # colbert and hybrid: first-stage depth per query
+    normalization: str = "none"  # weighted hybrid: none (raw, BGE-M3's), min-max or zmuv per query (ranx's)
+    sparse_model: str | None = None  # hybrid: a second model's sparse retriever (bm25, a SPLADE) in place of ours
+    backend: str = "local"  # local, or ray: corpus encoding and search sharded over a Ray cluster
+    ray_address: str | None = None  # ray: a running cluster (host:port, or "auto"); None starts a local one
+    shard_dir: str | None = None  # ray: the shard store, a folder or fsspec URL all workers reach (default: cache)
+    shard_size: int = 1024  # ray: texts per shard
+    ray_workers: int | None = None  # ray: model replicas (default: one per GPU, else one per CPU)
     use_cache: bool = True
     cache_dir: Path | None = None  # None: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit
     allow_hub: bool = True
@@ -188,6 +197,73 @@ def _rerank_stage(config: RunConfig) -> RerankStage | None:
     return RerankStage(model=model, top_k=config.rerank_top_k)
 
 
+def _sparse_model(
+    config: RunConfig, encoder: Encoder, retrieval: RetrievalSettings, artifact_dir: Path
+) -> SparseModel | None:
+    """The second model of a two-model hybrid, checked: it gives sparse vectors, and the run is a hybrid."""
+    if not config.sparse_model:
+        return None
+    if retrieval.mode != "hybrid":
+        raise EvalkitError("--sparse-model applies to --retrieval hybrid only", field="sparse_model")
+    if isinstance(encoder, LexicalRetriever):
+        raise EvalkitError(f"{encoder.name} ranks texts itself; a hybrid needs a vector model as --model")
+    spec = resolve_model(config.sparse_model)
+    model = load_encoder(
+        spec, device=config.device, precision=config.precision, runtime=config.runtime, artifact_dir=artifact_dir
+    )
+    if isinstance(model, LexicalRetriever):
+        if not hasattr(model, "sparse_rows"):
+            raise EvalkitError(f"{spec.name} has no sparse form to fuse", field="sparse_model")
+        return model
+    if "sparse" not in encoder_outputs(model):
+        raise EvalkitError(
+            f"--sparse-model {spec.name} gives {', '.join(encoder_outputs(model))} vectors, not sparse ones",
+            field="sparse_model",
+        )
+    return model
+
+
+def _check_backend(config: RunConfig) -> None:
+    if config.backend not in BACKENDS:
+        raise EvalkitError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}", field="backend")
+    if config.backend == "local":
+        return
+    if config.retrieval != "dense" or config.sparse_model or config.reranker:
+        raise EvalkitError("--backend ray runs dense retrieval (no --retrieval, --sparse-model or --reranker yet)")
+    if config.shard_size < 1:
+        raise EvalkitError(f"--shard-size must be positive, got {config.shard_size}", field="shard_size")
+    if config.ray_workers is not None and config.ray_workers < 1:
+        raise EvalkitError(f"--ray-workers must be positive, got {config.ray_workers}", field="ray_workers")
+
+
+def _distributed_backend(
+    config: RunConfig,
+    model: ModelSpec,
+    encoder: Encoder,
+    core: EmbeddingCore,
+    cache: EmbeddingCache | None,
+) -> DistributedSearch | None:
+    """The Ray backend of ``--backend ray``, its workers set up to rebuild this run's encoder exactly."""
+    if config.backend == "local":
+        return None
+    if isinstance(encoder, LexicalRetriever):
+        raise EvalkitError(f"{encoder.name} ranks texts itself; --backend ray shards a vector model's corpus")
+    from evalkit.distributed.ray_backend import RayBackend, encoder_settings
+
+    store = config.shard_dir or str((cache.root if cache is not None else _scratch_dir()) / "shards")
+    backend = RayBackend(
+        store_url=store,
+        address=config.ray_address,
+        workers=config.ray_workers,
+        shard_size=config.shard_size,
+        show_progress=config.show_progress,
+    )
+    backend.settings = encoder_settings(
+        model, encoder, core, device=config.device, precision=config.precision, runtime=config.runtime
+    )
+    return backend
+
+
 def _scratch_dir() -> Path:
     """A folder for derived artefacts (an ONNX export) when the cache is off; removed when the process ends."""
     folder = Path(tempfile.mkdtemp(prefix="evalkit-artifacts-"))
@@ -263,6 +339,8 @@ def _evaluate_own(
     search_backend: SearchBackend = "numpy",
     retrieval: RetrievalSettings = DENSE_RETRIEVAL,
     rerank: RerankStage | None = None,
+    sparse_model: SparseModel | None = None,
+    distributed: DistributedSearch | None = None,
 ) -> list[SplitOutcome]:
     """Types evalkit scores itself, keeping per-query / per-pair values."""
     if isinstance(encoder, LexicalRetriever) and spec.type != "Retrieval":
@@ -306,6 +384,8 @@ def _evaluate_own(
                     search_backend=search_backend,
                     retrieval=retrieval,
                     rerank=rerank,
+                    sparse_model=sparse_model,
+                    distributed=distributed,
                     **common,
                 )
             elif isinstance(split, PairSplit):
@@ -327,6 +407,8 @@ def evaluate_task(
     search_backend: SearchBackend = "numpy",
     retrieval: RetrievalSettings = DENSE_RETRIEVAL,
     rerank: RerankStage | None = None,
+    sparse_model: SparseModel | None = None,
+    distributed: DistributedSearch | None = None,
 ) -> TaskOutcome:
     started = time.perf_counter()
     if spec.type in MTEB_NATIVE_TYPES:
@@ -342,7 +424,9 @@ def evaluate_task(
         )
     else:
         prompts = TaskPrompts.resolve(model.prompts, task_name=spec.name, task_type=spec.type)
-        outcomes = _evaluate_own(spec, data, encoder, core, prompts, search_backend, retrieval, rerank)
+        outcomes = _evaluate_own(
+            spec, data, encoder, core, prompts, search_backend, retrieval, rerank, sparse_model, distributed
+        )
     return TaskOutcome(task_name=spec.name, splits=outcomes, evaluation_time_s=time.perf_counter() - started)
 
 
@@ -380,10 +464,13 @@ def _load_all(
 def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped."""
     registry = registry or default_registry()
+    _check_backend(config)
     plan = plan_run(config, registry)
     specs, skipped = plan.specs, list(plan.skipped)
     model, settings_tag = apply_model_overrides(resolve_model(config.model), config.model_overrides)
-    retrieval = RetrievalSettings(config.retrieval, dict(config.weights), config.fusion, config.candidates)
+    retrieval = RetrievalSettings(
+        config.retrieval, dict(config.weights), config.fusion, config.candidates, normalization=config.normalization
+    )
     datasets, missing, errors = _load_all(specs, config)
     skipped += missing
     if not datasets:
@@ -391,12 +478,9 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             raise errors[0]
         raise MissingDataError(f"no data for any of the {len(specs)} tasks: " + " | ".join(map(str, errors)))
     cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
+    artifact_dir = cache.root if cache is not None else _scratch_dir()
     encoder = load_encoder(
-        model,
-        device=config.device,
-        precision=config.precision,
-        runtime=config.runtime,
-        artifact_dir=cache.root if cache is not None else _scratch_dir(),
+        model, device=config.device, precision=config.precision, runtime=config.runtime, artifact_dir=artifact_dir
     )
     core = EmbeddingCore(
         token_budget=config.token_budget or default_token_budget(config.device, config.precision),
@@ -405,10 +489,17 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
         cache=cache,
     )
     revision = results_revision(model, encoder)
-    retrieval = retrieval.for_encoder(encoder_outputs(encoder))
+    sparse_model = _sparse_model(config, encoder, retrieval, artifact_dir)
+    outputs = encoder_outputs(encoder)
+    retrieval = retrieval.for_encoder(
+        tuple(outputs) + (("sparse",) if sparse_model is not None and "sparse" not in outputs else ())
+    )
     revision += settings_tag  # an ablation never overwrites the model's own results
     revision += retrieval.tag()  # nor does another retrieval (+retrieval-hybrid)
+    if sparse_model is not None:  # nor a hybrid with another model's sparse retriever (+sparse-bm25)
+        revision += f"+sparse-{config.sparse_model.rstrip('/').rsplit('/', 1)[-1]}"  # type: ignore[union-attr]
     rerank = _rerank_stage(config)
+    backend = _distributed_backend(config, model, encoder, core, cache)
     if rerank is not None:
         revision += rerank.tag()
     if config.precision != "fp32":  # reduced-precision scores never overwrite the faithful fp32 ones
@@ -428,6 +519,8 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
             search_backend=config.search_backend,
             retrieval=retrieval,
             rerank=rerank,
+            sparse_model=sparse_model,
+            distributed=backend,
         )
         finished_at = dt.datetime.now(dt.timezone.utc)
         record = run_record(
@@ -444,6 +537,8 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
                 "search_backend": config.search_backend,
                 "retrieval": retrieval.record(),
                 "rerank": rerank.record() if rerank is not None else None,
+                "sparse_model": sparse_model.fingerprint() if sparse_model is not None else None,
+                "backend": backend.record() if backend is not None else {"backend": "local"},
                 "model_overrides": dict(config.model_overrides),
                 "cache": str(cache.store) if cache is not None else None,
                 "embedding_stats": dict(core.stats),

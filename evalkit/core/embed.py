@@ -245,7 +245,15 @@ class EmbeddingCore:
                 yield positions[start : start + len(token_ids)], encode(encoder, token_ids)
 
     def _encode_tokenized(self, encoder: Encoder, token_ids: list[list[int]]) -> np.ndarray:
-        results = self._run_batches(encoder, token_ids, self._batches(token_ids))
+        return self.encode_planned(encoder, token_ids, self.plan_batches(token_ids))
+
+    def encode_planned(self, encoder: Encoder, token_ids: list[list[int]], batches: list[np.ndarray]) -> np.ndarray:
+        """Dense vectors of tokenized texts computed in the given batches, rows in ``token_ids`` order.
+
+        The batches a chunk gets here (:meth:`plan_batches`) fix a vector's last bits; a distributed worker runs a
+        shard of the same batches through this, so its vectors equal the local core's exactly.
+        """
+        results = self._run_batches(encoder, token_ids, batches)
         vectors = np.empty((len(token_ids), results[0][1].shape[1]), dtype=np.float32)
         for batch, batch_vectors in results:
             vectors[batch] = batch_vectors
@@ -256,14 +264,15 @@ class EmbeddingCore:
     ) -> Outputs:
         """:meth:`_encode_tokenized` for several outputs: same batches, rows put back in chunk order."""
         embed = partial(_embed_outputs, outputs=outputs)
-        results = self._run_batches(encoder, token_ids, self._batches(token_ids), embed, _concat_outputs)
+        results = self._run_batches(encoder, token_ids, self.plan_batches(token_ids), embed, _concat_outputs)
         order = np.argsort(np.concatenate([batch for batch, _ in results]))
         return {
             kind: select_rows(concat_rows([batch_outputs[kind] for _, batch_outputs in results]), order)
             for kind in outputs
         }
 
-    def _batches(self, token_ids: list[list[int]]) -> list[np.ndarray]:
+    def plan_batches(self, token_ids: list[list[int]]) -> list[np.ndarray]:
+        """The forward passes of one chunk: index groups over length-sorted texts, by token budget or count."""
         lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
         if self.batch_size is not None:
             return fixed_size_batches(lengths, self.batch_size)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from evalkit.core import EmbeddingCore
 from evalkit.core.outputs import EncodedOutputs, MultiVectorRows, SparseRows
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
-from evalkit.encoders.protocol import Encoder, Role
+from evalkit.encoders.protocol import Encoder, OutputKind, Role
+from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, trec_order
 from evalkit.records import Corpus, RetrievalSplit
@@ -34,7 +36,28 @@ from evalkit.search.multivector import maxsim_rerank, maxsim_scores
 from evalkit.search.rerank import RerankStage, rerank_top_k
 from evalkit.search.sparse import sparse_scores, sparse_top_k
 
+if TYPE_CHECKING:
+    from evalkit.distributed.ray_backend import ShardedCorpus
+
 TOP_K = 1000
+
+
+class DistributedSearch(Protocol):
+    """A backend that encodes a corpus and searches it elsewhere (:class:`evalkit.distributed.RayBackend`)."""
+
+    def encode_corpus(
+        self, core: EmbeddingCore, encoder: Encoder, texts: list[str], role: Role, *, prompt: str = ""
+    ) -> ShardedCorpus: ...
+
+    def top_k(self, queries: np.ndarray, corpus: ShardedCorpus, k: int) -> TopK: ...
+
+    def record(self) -> dict[str, object]:
+        """What the run record keeps of the backend."""
+        ...
+
+
+SparseModel = Encoder | LexicalRetriever
+"""A second model giving a hybrid's sparse retriever: a sparse encoder (SPLADE) or BM25 (``sparse_rows``)."""
 
 Encoded = np.ndarray | EncodedOutputs
 """A split's encoded texts: dense vectors for dense retrieval, else each output the retrieval needs."""
@@ -79,34 +102,63 @@ def evaluate_retrieval(
     main_score: str,
     remove_self_hits: bool,
     k_values: Sequence[int] = K_VALUES,
-    corpus_vectors: Encoded | None = None,
+    corpus_vectors: Encoded | ShardedCorpus | None = None,
     prompts: TaskPrompts = NO_PROMPTS,
     search_backend: SearchBackend = "numpy",
     retrieval: RetrievalSettings = DENSE_RETRIEVAL,
     rerank: RerankStage | None = None,
-) -> tuple[SplitOutcome, Encoded | None]:
+    sparse_model: SparseModel | None = None,
+    distributed: DistributedSearch | None = None,
+) -> tuple[SplitOutcome, Encoded | ShardedCorpus | None]:
     """Scores of one split; also returns the corpus encoding so other splits over the same corpus reuse it.
 
     With the default dense retrieval the encodings are plain vectors and the search is :func:`exact_top_k`;
     otherwise they hold each encoder output ``retrieval`` needs, and :func:`retrieve` runs its first stage. A
     lexical model (BM25) ranks the texts itself. ``rerank`` rescores each query's first-stage top k.
+    ``sparse_model`` (a hybrid of two models) gives the sparse retriever in place of the model's own.
+    ``distributed`` (``--backend ray``) encodes the corpus into shards on its workers and searches them there; the
+    queries are encoded here, as the local backend encodes them.
     """
     started = time.perf_counter()
     depth = max(TOP_K, *k_values)
-    if isinstance(encoder, LexicalRetriever):
+    if distributed is not None:
+        if isinstance(encoder, LexicalRetriever) or retrieval.mode != "dense" or sparse_model is not None:
+            raise EvalkitError("--backend ray runs dense retrieval only")
+        if corpus_vectors is None:
+            corpus_vectors = distributed.encode_corpus(
+                core, encoder, document_texts(split.corpus), "document", prompt=prompts.document
+            )
+        corpus_done = time.perf_counter()
+        queries = core.encode(
+            encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"encoding {split_name} queries"
+        )
+        queries_done = time.perf_counter()
+        top = distributed.top_k(queries, corpus_vectors, depth)  # type: ignore[arg-type]
+    elif isinstance(encoder, LexicalRetriever):
         corpus_done = queries_done = time.perf_counter()
         top = encoder.top_k(document_texts(split.corpus), split.queries.texts, depth, languages=languages)
     else:
+        own_outputs = None  # dense retrieval: plain vectors
+        if retrieval.mode != "dense":
+            own_outputs = tuple(kind for kind in retrieval.outputs if sparse_model is None or kind != "sparse")
         if corpus_vectors is None:
             corpus_vectors = _encode(
-                core, encoder, document_texts(split.corpus), "document", prompts.document, "corpus", retrieval
+                core, encoder, document_texts(split.corpus), "document", prompts.document, "corpus", own_outputs
             )
         corpus_done = time.perf_counter()
         query_vectors = _encode(
-            core, encoder, split.queries.texts, "query", prompts.query, f"{split_name} queries", retrieval
+            core, encoder, split.queries.texts, "query", prompts.query, f"{split_name} queries", own_outputs
         )
+        queries = query_vectors
+        corpus = corpus_vectors
+        if sparse_model is not None:
+            sparse_queries, sparse_corpus = sparse_rows_of(
+                sparse_model, core, split.queries.texts, document_texts(split.corpus), languages
+            )
+            queries = {**query_vectors, "sparse": sparse_queries}  # type: ignore[dict-item]
+            corpus = {**corpus_vectors, "sparse": sparse_corpus}  # type: ignore[dict-item]
         queries_done = time.perf_counter()
-        top = retrieve(retrieval, query_vectors, corpus_vectors, depth, search_backend=search_backend)
+        top = retrieve(retrieval, queries, corpus, depth, search_backend=search_backend)
     if rerank is not None:
         top = rerank_top_k(core, rerank.model, split.queries.texts, document_texts(split.corpus), top, rerank.top_k)
     ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)
@@ -138,11 +190,27 @@ def _encode(
     role: Role,
     prompt: str,
     desc: str,
-    retrieval: RetrievalSettings,
+    outputs: tuple[OutputKind, ...] | None,
 ) -> Encoded:
-    if retrieval.mode == "dense":
+    if outputs is None:
         return core.encode(encoder, texts, role, prompt=prompt, desc=desc)
-    return core.encode_outputs(encoder, texts, role, outputs=retrieval.outputs, prompt=prompt, desc=desc)
+    return core.encode_outputs(encoder, texts, role, outputs=outputs, prompt=prompt, desc=desc)
+
+
+def sparse_rows_of(
+    model: SparseModel, core: EmbeddingCore, query_texts: list[str], document_texts: list[str], languages: Sequence[str]
+) -> tuple[SparseRows, SparseRows]:
+    """``(queries, documents)`` as a second model's sparse vectors: BM25's term weights (one vocabulary, the
+    corpus's, so both sides come from one call), or a sparse encoder's through the core and its cache. The sparse
+    model takes no prompt: the main model's instructions are not its own."""
+    if isinstance(model, LexicalRetriever):
+        return model.sparse_rows(document_texts, query_texts, languages=languages)  # type: ignore[attr-defined]
+    encoded = [
+        core.encode_outputs(model, texts, role, outputs=("sparse",), prompt="", desc=f"{role} sparse")["sparse"]
+        for texts, role in ((query_texts, "query"), (document_texts, "document"))
+    ]
+    assert all(isinstance(rows, SparseRows) for rows in encoded)
+    return encoded[0], encoded[1]  # type: ignore[return-value]
 
 
 def retrieve(
@@ -177,7 +245,7 @@ def retrieve(
         fused = reciprocal_rank_fusion([runs[name] for name in retrieval.retrievers], candidates, k=retrieval.rrf_k)
     else:
         exact = {name: _exact_scores(name, queries, corpus, candidates) for name in retrieval.retrievers}
-        fused = weighted_sum(exact, retrieval.effective_weights)
+        fused = weighted_sum(exact, retrieval.effective_weights, normalization=retrieval.normalization)
     return padded_top_k(candidates, fused, max((len(c) for c in candidates), default=0))
 
 

@@ -1,0 +1,227 @@
+"""``--backend ray``: corpus encoding and search spread over a Ray cluster.
+
+Ray schedules, restarts and moves the work; evalkit decides what a unit of work is. The driver (the ``evalkit run``
+process) deduplicates and tokenizes the corpus, plans shards exactly as the local core would batch them
+(:mod:`evalkit.distributed.shard_plan`), skips every shard already committed to the shard store, and hands the rest
+to a pool of actors, one model replica each (one GPU each where the cluster has GPUs). A worker commits each shard
+to the store as it finishes it; the driver never receives vectors. Search is then one Ray task per shard — the
+queries against that shard's vectors, top k — and the driver merges the per-shard top-k lists.
+
+Losing a worker loses only its shard in flight: the actors restart (on any node with room, or on the same node
+when it comes back) and their unfinished calls are retried; a whole run killed and started again finds the
+committed shards and does not compute them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from evalkit.cache.keys import namespace_id, namespace_record
+from evalkit.core import EmbeddingCore
+from evalkit.core.embed import dedup
+from evalkit.distributed.shard_plan import SHARD_SIZE, Shard, plan_shards
+from evalkit.distributed.shard_store import ShardStore
+from evalkit.distributed.worker import (
+    EncoderSettings,
+    ShardDone,
+    ShardEncoder,
+    ShardSlice,
+    describe,
+    merge,
+    search_shards,
+)
+from evalkit.encoders.protocol import Encoder, Role
+from evalkit.errors import EvalkitError
+from evalkit.search.dense import TopK
+from evalkit.search.normalize import finite_unit_rows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardedCorpus:
+    """A corpus encoded into the shard store: where each document's vector is, never the vectors themselves."""
+
+    store: ShardStore
+    keys: list[str]  # shard number → key
+    shard_of: np.ndarray  # document → shard number (int32)
+    row_of: np.ndarray  # document → row in its shard (int64)
+    dim: int
+
+    def __len__(self) -> int:
+        return len(self.shard_of)
+
+    def slices(self) -> list[ShardSlice]:
+        """Per shard, its documents in ascending order and their rows."""
+        order = np.argsort(self.shard_of, kind="stable")
+        bounds = np.searchsorted(self.shard_of[order], np.arange(len(self.keys) + 1))
+        return [
+            ShardSlice(key, order[a:b], self.row_of[order[a:b]])
+            for key, a, b in zip(self.keys, bounds[:-1], bounds[1:], strict=True)
+            if b > a
+        ]
+
+
+@dataclass
+class RayBackend:
+    """A connection to a Ray cluster (``address``) or a local one started here (``address=None``)."""
+
+    store_url: str
+    address: str | None = None
+    workers: int | None = None  # model replicas; None: one per GPU, else one per ``cpus_per_worker`` CPUs
+    cpus_per_worker: int = 1
+    shard_size: int = SHARD_SIZE
+    show_progress: bool = True
+    settings: EncoderSettings | None = None  # the driver's encoder, as workers rebuild it (see encoder_settings)
+    stats: dict[str, Any] = field(default_factory=lambda: {"shards_encoded": 0, "shards_reused": 0, "workers": {}})
+
+    def __post_init__(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise EvalkitError("--backend ray needs Ray: pip install 'evalkit[ray]'") from None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(include_dashboard=False, **kwargs)
+        self.store = ShardStore(self.store_url)
+        self._actors: list[Any] = []
+
+    def record(self) -> dict[str, Any]:
+        """What the run record keeps of the backend."""
+        return {
+            "backend": "ray",
+            "address": self.address,
+            "store": self.store.url,
+            "shard_size": self.shard_size,
+            **self.stats,
+        }
+
+    # -- encoding ---------------------------------------------------------------------------------------------
+    def encode_corpus(
+        self,
+        core: EmbeddingCore,
+        encoder: Encoder,
+        texts: list[str],
+        role: Role,
+        *,
+        prompt: str = "",
+    ) -> ShardedCorpus:
+        """Every text's vector committed to the shard store (computed only where no shard holds it yet)."""
+        settings = self.settings
+        if settings is None:
+            raise EvalkitError("the Ray backend has no encoder settings (set RayBackend.settings)")
+        distinct, inverse = dedup(encoder.prepare(texts, prompt))
+        fingerprint = dict(settings.fingerprint)
+        precision = str(fingerprint.get("precision", "fp32"))
+        namespace = namespace_id(namespace_record(fingerprint, role=role, prompt=prompt, precision=precision))
+        shard_of = np.zeros(len(distinct), dtype=np.int32)
+        row_of = np.zeros(len(distinct), dtype=np.int64)
+        keys: list[str] = []
+        pending: list[Shard] = []
+        shards = list(plan_shards(core, encoder, distinct, namespace, self.shard_size))
+        committed = self.store.committed([s.key for s in shards])
+        for shard in shards:
+            keys.append(shard.key)
+            shard_of[shard.positions] = shard.number
+            row_of[shard.positions] = np.arange(len(shard.positions))
+            if shard.key in committed and self.store.read(shard.key) is not None:
+                self.stats["shards_reused"] += 1
+            else:
+                pending.append(shard)
+        done = self._encode(settings, pending, len(distinct) - sum(len(s.positions) for s in pending), len(distinct))
+        self.stats["shards_encoded"] += sum(d.computed for d in done)
+        self.stats["shards_reused"] += sum(not d.computed for d in done)
+        for worker, entry in describe(done).items():
+            total = self.stats["workers"].setdefault(worker, {"shards": 0, "rows": 0, "seconds": 0.0})
+            for name, value in entry.items():
+                total[name] += value
+        dims = {self.store.info(key).dim for key in keys[:1]}  # type: ignore[union-attr]
+        return ShardedCorpus(self.store, keys, shard_of[inverse], row_of[inverse], dims.pop() if dims else 0)
+
+    def _encode(self, settings: EncoderSettings, shards: list[Shard], already: int, total: int) -> list[ShardDone]:
+        if not shards:
+            return []
+        from ray.util import ActorPool
+
+        pool = ActorPool(self._pool(settings))
+        done: list[ShardDone] = []
+        progress = tqdm(
+            total=total, initial=already, desc="encoding corpus on Ray", unit="text",
+            disable=None if self.show_progress else True,
+        )  # fmt: skip
+        try:
+            with progress:
+                for result in pool.map_unordered(lambda actor, shard: actor.encode.remote(shard), shards):
+                    done.append(result)
+                    progress.update(result.rows)
+        finally:
+            self.close()  # the replicas hold the workers' CPUs (or GPUs), which the search tasks need next
+        return done
+
+    def _pool(self, settings: EncoderSettings) -> list[Any]:
+        """The model replicas, one per worker slot."""
+        import ray
+
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0)) if settings.device != "cpu" else 0
+        count = self.workers or (gpus if gpus else max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker))
+        options: dict[str, Any] = {
+            "num_cpus": self.cpus_per_worker,
+            "num_gpus": 1 if gpus else 0,
+            "max_restarts": -1,  # a lost worker comes back where there is room (or when its node does) ...
+            "max_task_retries": -1,  # ... and takes up the shard it was on
+        }
+        device = "cuda" if gpus else "cpu"
+        actor_settings = EncoderSettings(**{**settings.__dict__, "device": device})
+        remote = ray.remote(ShardEncoder).options(**options)
+        self._actors = [remote.remote(actor_settings, self.store) for _ in range(count)]
+        return self._actors
+
+    # -- search -----------------------------------------------------------------------------------------------
+    def top_k(self, queries: np.ndarray, corpus: ShardedCorpus, k: int) -> TopK:
+        """Exact cosine top-k: a Ray task per shard, merged here; no process holds more than one shard."""
+        import ray
+
+        queries = finite_unit_rows(queries, what="query")
+        k = max(0, min(int(k), len(corpus)))
+        if k == 0 or len(queries) == 0:
+            return TopK(np.zeros((len(queries), k), dtype=np.int64), np.zeros((len(queries), k), dtype=np.float32))
+        started = time.perf_counter()
+        search = ray.remote(search_shards).options(num_cpus=self.cpus_per_worker, max_retries=-1)
+        shared = ray.put(queries)
+        refs = [search.remote(self.store, [p], shared, k, threads=self.cpus_per_worker) for p in corpus.slices()]
+        top = merge(ray.get(refs), k)
+        self.stats["search_s"] = self.stats.get("search_s", 0.0) + time.perf_counter() - started
+        return top
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+
+
+def encoder_settings(
+    model: Any, encoder: Encoder, core: EmbeddingCore, *, device: str, precision: str, runtime: str
+) -> EncoderSettings:
+    """What a worker needs to rebuild the driver's encoder and batching."""
+    return EncoderSettings(
+        model=model,
+        device=device,
+        precision=precision,
+        runtime=runtime,
+        token_budget=core.token_budget,
+        batch_size=core.batch_size,
+        max_batch_size=core.max_batch_size,
+        fingerprint=dict(encoder.fingerprint()),
+    )
