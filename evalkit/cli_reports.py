@@ -26,7 +26,7 @@ def _emit(text: str, out: Path | None) -> None:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from evalkit.reports.leaderboard import build_leaderboard, render
 
-    board = build_leaderboard(args.results, args.benchmark)
+    board = build_leaderboard(args.results, args.benchmark, each_revision=args.each_revision)
     _emit(render(board, args.format, decimals=args.decimals), args.out)
     return 0
 
@@ -100,6 +100,11 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--benchmark", help='score on a benchmark\'s tasks, e.g. "MTEB(eng, v1)"')
     board.add_argument("--format", choices=("md", "csv", "html", "latex"), default="md")
     board.add_argument("--decimals", type=int, default=2)
+    board.add_argument(
+        "--each-revision",
+        action="store_true",
+        help="a row per revision folder (a model's ablations and hybrids beside it), not one per model",
+    )
     board.add_argument("--out", type=Path, help="write here instead of standard output")
     board.set_defaults(func=cmd_leaderboard)
 

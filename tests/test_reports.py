@@ -216,3 +216,14 @@ def test_submit_refuses_a_model_without_revision_or_an_ablation(tmp_path: Path, 
         meta.write_text(json.dumps({**json.loads(meta.read_text()), "revision": revision}))
         assert main(["submit", str(tmp_path / revision), "--out", str(tmp_path / "repo")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_each_revision_ranks_a_models_hybrids_beside_it(tmp_path: Path) -> None:
+    commit = "8b3219a92973c328a8e22fadcfa821b5dc75636a"
+    write_run(tmp_path, revision=commit, retrieval=np.full(20, 0.60))
+    write_run(tmp_path, revision=f"{commit}+retrieval-hybrid-rrf+sparse-bm25", retrieval=np.full(20, 0.70))
+    joined = build_leaderboard([tmp_path])
+    assert len(joined.rows) == 1  # mteb's view: one model, its revisions joined
+    board = build_leaderboard([tmp_path], each_revision=True)
+    assert [row.revision for row in board.rows] == [f"{commit}+retrieval-hybrid-rrf+sparse-bm25", commit]
+    assert "org/model (8b3219a92973+retrieval-hybrid-rrf+sparse-bm25)" in render(board, "md")

