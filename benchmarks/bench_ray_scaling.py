@@ -191,7 +191,8 @@ def main() -> None:
         "",
         "A Ray head (0 CPUs) and worker nodes of 1 CPU each, separate process groups on loopback, on this one "
         "2-core machine: two workers are the whole machine, so they show the backend's overhead and that work "
-        "spreads, not what more machines would give (see docs/scaling.md for the projection).",
+        "spreads, not what more machines would give (see docs/scaling.md for the projection). The Ray workers are "
+        "separate processes, so 'What else was running' below counts them: there, they are the measurement.",
         "",
         f"## Encoding: all-MiniLM-L6-v2 (fp32, ONNX Runtime), {n_distinct:,} distinct SciFact documents",
         "",

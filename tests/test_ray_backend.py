@@ -98,3 +98,67 @@ def test_scifact_on_a_ray_cluster_survives_losing_its_worker(mirror: Path, tmp_p
         assert backend_record(tmp_path / "again")["shards_encoded"] == 0
         assert scores(tmp_path / "again")["ndcg_at_10"] == local_scores["ndcg_at_10"]
         assert committed(shards) == after
+
+
+def toy_scifact(mirror: Path, folder: Path, n_docs: int = 300) -> Path:
+    """The first ``n_docs`` SciFact documents and the test queries judged on them, as a spec-file task."""
+    with (mirror / "SciFact" / "corpus.jsonl").open() as handle:
+        docs = [json.loads(line) for _, line in zip(range(n_docs), handle, strict=False)]
+    kept = {doc["_id"] for doc in docs}
+    qrels = [line.split("\t") for line in (mirror / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    judged = [row for row in qrels if row[1] in kept]
+    queries = {row[0] for row in judged}
+    data = folder / "data"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    with (mirror / "SciFact" / "queries.jsonl").open() as handle:
+        rows = [json.loads(line) for line in handle]
+    (data / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["_id"] in queries))
+    (data / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(row) + "\n" for row in judged)
+    )
+    specs = folder / "specs"
+    specs.mkdir()
+    (specs / "ToySciFact.yaml").write_text(
+        f"name: ToySciFact\ntype: Retrieval\nlanguages: [eng-Latn]\neval_splits: [test]\ndata_dir: {data}\n"
+    )
+    return specs
+
+
+def test_without_an_address_a_local_cluster_is_started(
+    mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    monkeypatch.setenv("EVALKIT_TASKS_PATH", str(toy_scifact(mirror, tmp_path)))
+    args = ["run", "--model", MODEL, "--tasks", "ToySciFact", "--quiet"]
+    assert main([*args, "--output", str(tmp_path / "local"), "--no-cache"]) == 0
+    try:
+        ray_args = [*args, "--backend", "ray", "--shard-dir", str(tmp_path / "shards"), "--shard-size", "64"]
+        assert main([*ray_args, "--output", str(tmp_path / "ray")]) == 0
+        assert main([*ray_args, "--output", str(tmp_path / "again")]) == 0
+    finally:
+        ray.shutdown()
+    result = f"{RESULT}/ToySciFact.json"
+    local, on_ray, again = (
+        json.loads((tmp_path / name / result).read_text())["scores"]["test"][0] for name in ("local", "ray", "again")
+    )
+    numbers = [metric for metric, value in local.items() if isinstance(value, float)]
+    assert {m: on_ray[m] for m in numbers} == pytest.approx({m: local[m] for m in numbers}, abs=1e-6)
+    assert again == on_ray
+    record = json.loads((tmp_path / "again" / RESULT / "evalkit" / "ToySciFact.run.json").read_text())
+    assert record["run_settings"]["backend"]["address"] is None
+    assert (
+        record["run_settings"]["backend"]["shards_encoded"] == 0
+        and record["run_settings"]["backend"]["shards_reused"] >= 5
+    )
+
+
+def test_what_the_ray_backend_does_not_run_is_refused_up_front(mirror: Path, tmp_path: Path, capsys) -> None:
+    args = ["run", "--model", MODEL, "--tasks", "SciFact", "--data-dir", str(mirror), "--output", str(tmp_path)]
+    assert main([*args, "--backend", "ray", "--retrieval", "sparse"]) == 2
+    assert "--backend ray runs dense retrieval" in capsys.readouterr().err
+    assert main([*args, "--backend", "ray", "--shard-size", "0"]) == 2
+    assert "--shard-size must be positive" in capsys.readouterr().err
+    assert main([*args, "--backend", "ray", "--model", "bm25"]) == 2
+    assert not list(tmp_path.rglob("*.json"))

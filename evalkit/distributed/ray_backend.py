@@ -133,7 +133,7 @@ class RayBackend:
             keys.append(shard.key)
             shard_of[shard.positions] = shard.number
             row_of[shard.positions] = np.arange(len(shard.positions))
-            if shard.key in committed and self.store.read(shard.key) is not None:
+            if shard.key in committed:
                 self.stats["shards_reused"] += 1
             else:
                 pending.append(shard)
@@ -198,8 +198,13 @@ class RayBackend:
         started = time.perf_counter()
         search = ray.remote(search_shards).options(num_cpus=self.cpus_per_worker, max_retries=-1)
         shared = ray.put(queries)
-        refs = [search.remote(self.store, [p], shared, k, threads=self.cpus_per_worker) for p in corpus.slices()]
-        top = merge(ray.get(refs), k)
+        pending = [search.remote(self.store, [p], shared, k, threads=self.cpus_per_worker) for p in corpus.slices()]
+        top: TopK | None = None
+        while pending:  # merged as they come: the driver holds two top-k lists, not one per shard
+            ready, pending = ray.wait(pending, num_returns=1)
+            part = ray.get(ready[0])
+            top = part if top is None else merge([top, part], k)
+        assert top is not None
         self.stats["search_s"] = self.stats.get("search_s", 0.0) + time.perf_counter() - started
         return top
 

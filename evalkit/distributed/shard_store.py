@@ -80,12 +80,31 @@ class ShardStore:
             return None
 
     def committed(self, keys: Sequence[str]) -> set[str]:
-        """Those of ``keys`` with a manifest (one listing, not one request per key)."""
+        """Those of ``keys`` with a manifest and their vectors (one listing, not one request per key).
+
+        The bytes are not read here: the manifest is written only after the vectors are complete, so its presence
+        is the commit; :meth:`read` checks the bytes against it when a shard is used.
+        """
         try:
             names = {os.path.basename(p) for p in self.fs.ls(self.root, detail=False)}
         except FileNotFoundError:
             return set()
-        return {key for key in keys if f"{key}.json" in names}
+        return {key for key in keys if f"{key}.json" in names and f"{key}.npy" in names}
+
+    def open(self, key: str) -> np.ndarray | None:
+        """The shard's vectors for reading through once (search): memory-mapped from a local folder, so a search
+        streams the shard chunk by chunk instead of holding it; read whole from other stores. The shape is checked
+        against the manifest, not the checksum (a committed shard is complete; :meth:`read` checks the bytes)."""
+        if not self._local:
+            return self.read(key)
+        info = self.info(key)
+        if info is None:
+            return None
+        try:
+            vectors = np.load(self._path(f"{key}.npy"), mmap_mode="r", allow_pickle=False)
+        except (FileNotFoundError, ValueError):
+            return None
+        return vectors if vectors.shape == (info.rows, info.dim) else None
 
     def read(self, key: str) -> np.ndarray | None:
         """The shard's vectors, checked against its manifest; None when absent or damaged (then recomputed)."""

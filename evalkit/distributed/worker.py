@@ -72,7 +72,7 @@ class ShardEncoder:
         """Compute and commit the shard, unless it is committed already: a call retried after a lost reply, or a
         shard another run finished meanwhile, costs a read, not an encoding."""
         started = time.perf_counter()
-        if self.store.read(shard.key) is not None:
+        if self.store.committed([shard.key]):
             return ShardDone(shard.key, len(shard.positions), time.perf_counter() - started, self.name, False)
         vectors = self.core.encode_planned(self.encoder, shard.token_ids(), shard.batches)  # type: ignore[arg-type]
         self.store.write(shard.key, vectors)
@@ -109,14 +109,14 @@ def search_shards(
     """
     parts: list[TopK] = []
     for piece in slices:
-        vectors = store.read(piece.key)
+        vectors = store.open(piece.key)
         if vectors is None:
             raise EvalkitError(f"shard {piece.key} is missing or damaged in {store.url}")
         in_order = len(piece.rows) == len(vectors) and bool(np.all(piece.rows == np.arange(len(vectors))))
         top = exact_top_k(queries, vectors if in_order else vectors[piece.rows], k, threads=threads)
         parts.append(TopK(indices=piece.docs[top.indices], scores=top.scores))
         del vectors
-    return merge(parts, k)
+    return merge(parts, k) if len(parts) > 1 else parts[0]
 
 
 def merge(parts: Sequence[TopK], k: int) -> TopK:
