@@ -22,6 +22,7 @@ for _name, _sub in {
     "EVALKIT_CACHE_DIR": "evalkit",
 }.items():
     os.environ[_name] = str(_CACHE_ROOT / _sub)
+os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback clusters only: see evalkit/distributed/local_cluster.py
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -129,3 +129,12 @@ def test_merge_keeps_the_best_k_and_orders_ties_by_index() -> None:
     b = TopK(np.array([[0, 7]]), np.array([[0.9, 0.8]], dtype=np.float32))
     top = merge([a, b], 3)
     assert top.indices.tolist() == [[0, 5, 7]]
+
+
+def test_search_tasks_take_runs_of_consecutive_shards() -> None:
+    from evalkit.distributed.ray_backend import task_groups
+
+    slices = list(range(20))
+    assert task_groups(slices, 2) == [slices[0:5], slices[5:10], slices[10:15], slices[15:20]]  # type: ignore[arg-type]
+    assert task_groups(slices[:3], 8) == [[0], [1], [2]]  # type: ignore[arg-type]
+    assert task_groups([], 2) == []

@@ -29,6 +29,10 @@ class LocalRayCluster:
     """``with LocalRayCluster() as cluster: cluster.add_worker(cpus=1)``; everything is killed on exit."""
 
     def __init__(self) -> None:
+        # Loopback only, so no token authentication: Ray 2.5x turns it on once ~/.ray/auth_token exists (any local
+        # ray.init() writes one), and then a head started here refuses clients that do not send the token. Set for
+        # this process and inherited by the nodes and drivers it starts.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # Ray's unix sockets live under the temp dir, whose path must stay short (108 bytes for a socket path).
         self.temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
         self.port = free_port()
@@ -41,7 +45,11 @@ class LocalRayCluster:
             "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard", "false",
             "--temp-dir", self.temp_dir,
         )  # fmt: skip
-        self._wait_for(lambda resources: True)
+        try:
+            self._wait_for(lambda resources: True)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ committed shards and does not compute them again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -198,7 +199,10 @@ class RayBackend:
         started = time.perf_counter()
         search = ray.remote(search_shards).options(num_cpus=self.cpus_per_worker, max_retries=-1)
         shared = ray.put(queries)
-        pending = [search.remote(self.store, [p], shared, k, threads=self.cpus_per_worker) for p in corpus.slices()]
+        pending = [
+            search.remote(self.store, group, shared, k, threads=self.cpus_per_worker)
+            for group in task_groups(corpus.slices(), self._slots())
+        ]
         top: TopK | None = None
         while pending:  # merged as they come: the driver holds two top-k lists, not one per shard
             ready, pending = ray.wait(pending, num_returns=1)
@@ -207,6 +211,13 @@ class RayBackend:
         assert top is not None
         self.stats["search_s"] = self.stats.get("search_s", 0.0) + time.perf_counter() - started
         return top
+
+    def _slots(self) -> int:
+        """How many search tasks the cluster runs at once."""
+        import ray
+
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return self.workers or max(1, cpus // self.cpus_per_worker)
 
     def close(self) -> None:
         import ray
@@ -230,3 +241,15 @@ def encoder_settings(
         max_batch_size=core.max_batch_size,
         fingerprint=dict(encoder.fingerprint()),
     )
+
+
+TASKS_PER_SLOT = 2
+"""Search tasks per worker slot: enough that a slow or lost worker does not hold up the end, few enough that the
+driver merges a handful of top-k lists, not one per shard."""
+
+
+def task_groups(slices: list[ShardSlice], slots: int) -> list[list[ShardSlice]]:
+    """The shards cut into about ``TASKS_PER_SLOT × slots`` runs of consecutive shards, one search task each."""
+    count = max(1, min(len(slices), TASKS_PER_SLOT * slots))
+    bounds = np.linspace(0, len(slices), count + 1).round().astype(int)
+    return [slices[a:b] for a, b in itertools.pairwise(bounds) if b > a]

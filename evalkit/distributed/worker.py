@@ -120,14 +120,21 @@ def search_shards(
 
 
 def merge(parts: Sequence[TopK], k: int) -> TopK:
-    """Per query, the best ``k`` of several top-k lists over disjoint documents: best first, ties by index."""
-    from evalkit.search.running_top_k import best_first
+    """Per query, the best ``k`` of several top-k lists over disjoint documents: best first, ties by index.
+
+    The k best are picked by partition and only they are sorted (as the local search merges its workers), so
+    of documents tied exactly at the k-th score, which one is kept is arbitrary there too.
+    """
+    from evalkit.search.running_top_k import best_first, top_k_columns
 
     scores = np.concatenate([p.scores for p in parts], axis=1)
     indices = np.concatenate([p.indices for p in parts], axis=1)
-    scores, indices = best_first(scores, indices)
     k = min(k, scores.shape[1])
-    return TopK(indices=np.ascontiguousarray(indices[:, :k]), scores=np.ascontiguousarray(scores[:, :k]))
+    if k < scores.shape[1]:
+        keep = top_k_columns(scores, k)
+        scores, indices = np.take_along_axis(scores, keep, axis=1), np.take_along_axis(indices, keep, axis=1)
+    scores, indices = best_first(scores, indices)
+    return TopK(indices=np.ascontiguousarray(indices), scores=np.ascontiguousarray(scores))
 
 
 def describe(done: Sequence[ShardDone]) -> dict[str, Any]:
