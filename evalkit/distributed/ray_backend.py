@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,18 +128,25 @@ class RayBackend:
         shard_of = np.zeros(len(distinct), dtype=np.int32)
         row_of = np.zeros(len(distinct), dtype=np.int64)
         keys: list[str] = []
-        pending: list[Shard] = []
-        shards = list(plan_shards(core, encoder, distinct, namespace, self.shard_size))
-        committed = self.store.committed([s.key for s in shards])
-        for shard in shards:
-            keys.append(shard.key)
-            shard_of[shard.positions] = shard.number
-            row_of[shard.positions] = np.arange(len(shard.positions))
-            if shard.key in committed:
-                self.stats["shards_reused"] += 1
-            else:
-                pending.append(shard)
-        done = self._encode(settings, pending, len(distinct) - sum(len(s.positions) for s in pending), len(distinct))
+        committed = self.store.committed_keys()  # one listing, before planning: the plan is made as work goes out
+
+        def pending() -> Iterator[Shard]:
+            for shard in plan_shards(core, encoder, distinct, namespace, self.shard_size):
+                keys.append(shard.key)
+                shard_of[shard.positions] = shard.number
+                row_of[shard.positions] = np.arange(len(shard.positions))
+                if shard.key in committed:
+                    self.stats["shards_reused"] += 1
+                    progress.update(len(shard.positions))
+                else:
+                    yield shard
+
+        progress = tqdm(
+            total=len(distinct), desc="encoding corpus on Ray", unit="text",
+            disable=None if self.show_progress else True,
+        )  # fmt: skip
+        with progress:
+            done = self._encode(settings, pending(), progress)
         self.stats["shards_encoded"] += sum(d.computed for d in done)
         self.stats["shards_reused"] += sum(not d.computed for d in done)
         for worker, entry in describe(done).items():
@@ -148,22 +156,35 @@ class RayBackend:
         dims = {self.store.info(key).dim for key in keys[:1]}  # type: ignore[union-attr]
         return ShardedCorpus(self.store, keys, shard_of[inverse], row_of[inverse], dims.pop() if dims else 0)
 
-    def _encode(self, settings: EncoderSettings, shards: list[Shard], already: int, total: int) -> list[ShardDone]:
-        if not shards:
-            return []
-        from ray.util import ActorPool
+    def _encode(self, settings: EncoderSettings, shards: Iterator[Shard], progress: Any) -> list[ShardDone]:
+        """Hand shards out as they are planned, ``IN_FLIGHT_PER_WORKER`` per replica at most: the driver tokenizes
+        the next shards while the workers encode, and holds the tokens of only the shards in flight."""
+        import ray
 
-        pool = ActorPool(self._pool(settings))
         done: list[ShardDone] = []
-        progress = tqdm(
-            total=total, initial=already, desc="encoding corpus on Ray", unit="text",
-            disable=None if self.show_progress else True,
-        )  # fmt: skip
+        first = next(shards, None)
+        if first is None:
+            return done
+        actors = self._pool(settings)
+        load = dict.fromkeys(range(len(actors)), 0)
+        in_flight: dict[Any, int] = {}  # call → actor number
+
+        def collect_one() -> None:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            result = ray.get(ready[0])
+            load[in_flight.pop(ready[0])] -= 1
+            done.append(result)
+            progress.update(result.rows)
+
         try:
-            with progress:
-                for result in pool.map_unordered(lambda actor, shard: actor.encode.remote(shard), shards):
-                    done.append(result)
-                    progress.update(result.rows)
+            for shard in itertools.chain([first], shards):
+                while len(in_flight) >= IN_FLIGHT_PER_WORKER * len(actors):
+                    collect_one()
+                number = min(load, key=load.__getitem__)
+                in_flight[actors[number].encode.remote(shard)] = number
+                load[number] += 1
+            while in_flight:
+                collect_one()
         finally:
             self.close()  # the replicas hold the workers' CPUs (or GPUs), which the search tasks need next
         return done
@@ -242,6 +263,9 @@ def encoder_settings(
         fingerprint=dict(encoder.fingerprint()),
     )
 
+
+IN_FLIGHT_PER_WORKER = 2
+"""Shards queued at a replica: one it works on and the next, so it never waits for the driver between shards."""
 
 TASKS_PER_SLOT = 2
 """Search tasks per worker slot: enough that a slow or lost worker does not hold up the end, few enough that the

@@ -79,17 +79,21 @@ class ShardStore:
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
+    def committed_keys(self) -> set[str]:
+        """Every committed shard's key (one listing)."""
+        try:
+            names = {os.path.basename(p) for p in self.fs.ls(self.root, detail=False)}
+        except FileNotFoundError:
+            return set()
+        return {name[: -len(".json")] for name in names if name.endswith(".json") and name[:-5] + ".npy" in names}
+
     def committed(self, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` with a manifest and their vectors (one listing, not one request per key).
 
         The bytes are not read here: the manifest is written only after the vectors are complete, so its presence
         is the commit; :meth:`read` checks the bytes against it when a shard is used.
         """
-        try:
-            names = {os.path.basename(p) for p in self.fs.ls(self.root, detail=False)}
-        except FileNotFoundError:
-            return set()
-        return {key for key in keys if f"{key}.json" in names and f"{key}.npy" in names}
+        return set(keys) & self.committed_keys()
 
     def open(self, key: str) -> np.ndarray | None:
         """The shard's vectors for reading through once (search): memory-mapped from a local folder, so a search

@@ -72,7 +72,7 @@ class ShardEncoder:
         """Compute and commit the shard, unless it is committed already: a call retried after a lost reply, or a
         shard another run finished meanwhile, costs a read, not an encoding."""
         started = time.perf_counter()
-        if self.store.committed([shard.key]):
+        if self.store.info(shard.key) is not None:  # the manifest is written after the vectors: committed
             return ShardDone(shard.key, len(shard.positions), time.perf_counter() - started, self.name, False)
         vectors = self.core.encode_planned(self.encoder, shard.token_ids(), shard.batches)  # type: ignore[arg-type]
         self.store.write(shard.key, vectors)
