@@ -4,8 +4,8 @@ Ray schedules, restarts and moves the work; evalkit decides what a unit of work 
 process) deduplicates and tokenizes the corpus, plans shards exactly as the local core would batch them
 (:mod:`evalkit.distributed.shard_plan`), skips every shard already committed to the shard store, and hands the rest
 to a pool of actors, one model replica each (one GPU each where the cluster has GPUs). A worker commits each shard
-to the store as it finishes it; the driver never receives vectors. Search is then one Ray task per shard — the
-queries against that shard's vectors, top k — and the driver merges the per-shard top-k lists.
+to the store as it finishes it; the driver never receives vectors. Search is then a few Ray tasks per worker, each
+the queries against a run of shards (one shard in memory at a time), top k — and the driver merges their lists.
 
 Losing a worker loses only its shard in flight: the actors restart (on any node with room, or on the same node
 when it comes back) and their unfinished calls are retried; a whole run killed and started again finds the
@@ -40,6 +40,7 @@ from evalkit.distributed.worker import (
 )
 from evalkit.encoders.protocol import Encoder, Role
 from evalkit.errors import EvalkitError
+from evalkit.registry.models import ModelSpec
 from evalkit.search.dense import TopK
 from evalkit.search.normalize import finite_unit_rows
 
@@ -153,8 +154,8 @@ class RayBackend:
             total = self.stats["workers"].setdefault(worker, {"shards": 0, "rows": 0, "seconds": 0.0})
             for name, value in entry.items():
                 total[name] += value
-        dims = {self.store.info(key).dim for key in keys[:1]}  # type: ignore[union-attr]
-        return ShardedCorpus(self.store, keys, shard_of[inverse], row_of[inverse], dims.pop() if dims else 0)
+        first = self.store.info(keys[0]) if keys else None
+        return ShardedCorpus(self.store, keys, shard_of[inverse], row_of[inverse], first.dim if first else 0)
 
     def _encode(self, settings: EncoderSettings, shards: Iterator[Shard], progress: Any) -> list[ShardDone]:
         """Hand shards out as they are planned, ``IN_FLIGHT_PER_WORKER`` per replica at most: the driver tokenizes
@@ -193,9 +194,8 @@ class RayBackend:
         """The model replicas, one per worker slot."""
         import ray
 
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0)) if settings.device != "cpu" else 0
-        count = self.workers or (gpus if gpus else max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker))
+        gpus = int(ray.cluster_resources().get("GPU", 0)) if settings.device != "cpu" else 0
+        count = self.workers or gpus or self._slots()
         options: dict[str, Any] = {
             "num_cpus": self.cpus_per_worker,
             "num_gpus": 1 if gpus else 0,
@@ -210,7 +210,7 @@ class RayBackend:
 
     # -- search -----------------------------------------------------------------------------------------------
     def top_k(self, queries: np.ndarray, corpus: ShardedCorpus, k: int) -> TopK:
-        """Exact cosine top-k: a Ray task per shard, merged here; no process holds more than one shard."""
+        """Exact cosine top-k: Ray tasks over runs of shards, merged here; no process holds more than one shard."""
         import ray
 
         queries = finite_unit_rows(queries, what="query")
@@ -249,7 +249,7 @@ class RayBackend:
 
 
 def encoder_settings(
-    model: Any, encoder: Encoder, core: EmbeddingCore, *, device: str, precision: str, runtime: str
+    model: ModelSpec, encoder: Encoder, core: EmbeddingCore, *, device: str, precision: str, runtime: str
 ) -> EncoderSettings:
     """What a worker needs to rebuild the driver's encoder and batching."""
     return EncoderSettings(

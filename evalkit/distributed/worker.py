@@ -17,6 +17,7 @@ from evalkit.distributed.shard_store import ShardStore
 from evalkit.errors import EvalkitError
 from evalkit.registry.models import ModelSpec
 from evalkit.search.dense import TopK, exact_top_k
+from evalkit.search.running_top_k import best_first, top_k_columns
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,6 @@ def merge(parts: Sequence[TopK], k: int) -> TopK:
     The k best are picked by partition and only they are sorted (as the local search merges its workers), so
     of documents tied exactly at the k-th score, which one is kept is arbitrary there too.
     """
-    from evalkit.search.running_top_k import best_first, top_k_columns
-
     scores = np.concatenate([p.scores for p in parts], axis=1)
     indices = np.concatenate([p.indices for p in parts], axis=1)
     k = min(k, scores.shape[1])

@@ -121,13 +121,12 @@ def evaluate_retrieval(
     """
     started = time.perf_counter()
     depth = max(TOP_K, *k_values)
+    docs = document_texts(split.corpus)
     if distributed is not None:
         if isinstance(encoder, LexicalRetriever) or retrieval.mode != "dense" or sparse_model is not None:
             raise EvalkitError("--backend ray runs dense retrieval only")
         if corpus_vectors is None:
-            corpus_vectors = distributed.encode_corpus(
-                core, encoder, document_texts(split.corpus), "document", prompt=prompts.document
-            )
+            corpus_vectors = distributed.encode_corpus(core, encoder, docs, "document", prompt=prompts.document)
         corpus_done = time.perf_counter()
         queries = core.encode(
             encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"encoding {split_name} queries"
@@ -136,15 +135,13 @@ def evaluate_retrieval(
         top = distributed.top_k(queries, corpus_vectors, depth)  # type: ignore[arg-type]
     elif isinstance(encoder, LexicalRetriever):
         corpus_done = queries_done = time.perf_counter()
-        top = encoder.top_k(document_texts(split.corpus), split.queries.texts, depth, languages=languages)
+        top = encoder.top_k(docs, split.queries.texts, depth, languages=languages)
     else:
         own_outputs = None  # dense retrieval: plain vectors
         if retrieval.mode != "dense":
             own_outputs = tuple(kind for kind in retrieval.outputs if sparse_model is None or kind != "sparse")
         if corpus_vectors is None:
-            corpus_vectors = _encode(
-                core, encoder, document_texts(split.corpus), "document", prompts.document, "corpus", own_outputs
-            )
+            corpus_vectors = _encode(core, encoder, docs, "document", prompts.document, "corpus", own_outputs)
         corpus_done = time.perf_counter()
         query_vectors = _encode(
             core, encoder, split.queries.texts, "query", prompts.query, f"{split_name} queries", own_outputs
@@ -152,15 +149,13 @@ def evaluate_retrieval(
         queries = query_vectors
         corpus = corpus_vectors
         if sparse_model is not None:
-            sparse_queries, sparse_corpus = sparse_rows_of(
-                sparse_model, core, split.queries.texts, document_texts(split.corpus), languages
-            )
+            sparse_queries, sparse_corpus = sparse_rows_of(sparse_model, core, split.queries.texts, docs, languages)
             queries = {**query_vectors, "sparse": sparse_queries}  # type: ignore[dict-item]
             corpus = {**corpus_vectors, "sparse": sparse_corpus}  # type: ignore[dict-item]
         queries_done = time.perf_counter()
         top = retrieve(retrieval, queries, corpus, depth, search_backend=search_backend)
     if rerank is not None:
-        top = rerank_top_k(core, rerank.model, split.queries.texts, document_texts(split.corpus), top, rerank.top_k)
+        top = rerank_top_k(core, rerank.model, split.queries.texts, docs, top, rerank.top_k)
     ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)
     searched = time.perf_counter()
     per_query = evaluate_ranked(split.queries.ids, ranked, split.qrels, k_values)
