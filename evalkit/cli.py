@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.errors import EvalkitError
+from evalkit.errors import EXIT_INTERNAL, EvalkitError
 
 if TYPE_CHECKING:
     from evalkit.registry.tasks import TaskSpec
@@ -212,6 +213,9 @@ def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalkit", description="Evaluate text-embedding models, MTEB-faithfully.")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the full traceback of an internal error (also EVALKIT_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run_p = sub.add_parser("run", help="evaluate a model on tasks and write MTEB-format results")
@@ -341,15 +345,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("EVALKIT_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
     except EvalkitError as err:
-        print(f"evalkit: error: {err}", file=sys.stderr)
+        print(f"evalkit: error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: its own exit code, never one a CI script reads as a verdict
+        return report_internal_error(err, debug=debug)
+
+
+def one_line(text: str) -> str:
+    """A message as one printable line: control characters (ESC, BEL, newlines) shown escaped, never sent raw."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.splitlines()))
+
+
+def report_internal_error(err: BaseException, *, debug: bool) -> int:
+    """One line on stderr and the traceback saved to a file (printed whole with ``--debug``/``EVALKIT_DEBUG=1``)."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    if debug:
+        sys.stderr.write(text)
+    saved = ""
+    try:
+        handle, path = tempfile.mkstemp(prefix="evalkit-traceback-", suffix=".txt")
+        with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(text)
+        saved = f"; traceback saved to {path}"
+    except OSError:
+        pass
+    message = one_line(f"{type(err).__name__}: {err}")[:300]
+    print(f"evalkit: internal error (a bug in evalkit, please report it): {message}{saved}", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

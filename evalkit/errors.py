@@ -55,3 +55,11 @@ class UnknownTaskError(EvalkitError):
 
 class UnknownModelError(EvalkitError):
     """A model that is neither in the registry, a local folder, nor a reachable hub id."""
+
+
+EXIT_INTERNAL = 70
+"""A bug in evalkit (sysexits' EX_SOFTWARE): never 1 (``diff``'s "regression") nor 2 (bad input)."""
+
+
+class UnsafeNameError(DataError):
+    """A name read from a file or given by a user would not be one safe path component."""

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from evalkit import preflight
 from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
 from evalkit.core.embed import encoder_outputs
@@ -35,7 +36,7 @@ from evalkit.evaluators.retrieval import DistributedSearch, SparseModel, evaluat
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.loaders import load_task_data
 from evalkit.records import PairSplit, RetrievalSplit, TaskData
-from evalkit.registry.models import POOLINGS, ModelSpec, resolve_model
+from evalkit.registry.models import POOLINGS, WEIGHTLESS_ADAPTERS, ModelSpec, resolve_model
 from evalkit.registry.tasks import (
     MTEB_NATIVE_TYPES,
     TaskRegistry,
@@ -49,6 +50,7 @@ from evalkit.results.layout import ResultsLayout
 from evalkit.results.run_record import run_record
 from evalkit.results.task_result import mteb_task_result, per_item_rows, write_aggregate_result
 from evalkit.retrievers import LexicalRetriever
+from evalkit.safe_paths import safe_component
 from evalkit.search.dense import SearchBackend
 from evalkit.search.fusion import CANDIDATES, DENSE_RETRIEVAL, RetrievalSettings
 from evalkit.search.rerank import RerankStage
@@ -461,13 +463,46 @@ def _load_all(
     return loaded, skipped, errors
 
 
+def check_config(config: RunConfig) -> None:
+    """Every check that needs neither data nor a model: run first, so a bad option fails in a second."""
+    from evalkit.cache import default_cache_dir
+    from evalkit.encoders.hf import PRECISIONS, RUNTIMES
+    from evalkit.search.dense import SEARCH_BACKENDS
+    from evalkit.search.fusion import FUSIONS, NORMALIZATIONS, RETRIEVALS
+
+    for option, choices in (
+        ("precision", PRECISIONS),
+        ("runtime", RUNTIMES),
+        ("search_backend", SEARCH_BACKENDS),
+        ("retrieval", RETRIEVALS),
+        ("fusion", FUSIONS),
+        ("normalization", NORMALIZATIONS),
+    ):
+        preflight.check_choice(getattr(config, option), option, choices)
+    for option in ("batch_size", "token_budget", "ray_workers"):
+        preflight.check_positive(getattr(config, option), option)
+    for option in ("rerank_top_k", "candidates", "shard_size"):
+        preflight.check_positive(getattr(config, option), option, allow_none=False)
+    _check_backend(config)
+    preflight.check_device(config.device)
+    preflight.check_writable_dir(config.output_dir, "output")
+    if config.use_cache:
+        preflight.check_writable_dir(Path(config.cache_dir or default_cache_dir()), "cache_dir")
+    if config.sparse_model:
+        safe_component(config.sparse_model.rstrip("/").rsplit("/", 1)[-1], what="--sparse-model name")
+
+
 def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped."""
     registry = registry or default_registry()
-    _check_backend(config)
+    check_config(config)
     plan = plan_run(config, registry)
     specs, skipped = plan.specs, list(plan.skipped)
     model, settings_tag = apply_model_overrides(resolve_model(config.model), config.model_overrides)
+    preflight.check_model_name(model.name)
+    if model.adapter not in WEIGHTLESS_ADAPTERS:
+        overridden = config.model_overrides.get("max_length") is not None
+        preflight.check_max_length(model.max_length, model.local_path, overridden=overridden)
     retrieval = RetrievalSettings(
         config.retrieval, dict(config.weights), config.fusion, config.candidates, normalization=config.normalization
     )
