@@ -14,7 +14,7 @@ from pathlib import Path
 from evalkit.errors import UnsafeNameError
 
 _MAX_COMPONENT_BYTES = 255  # the common file-system limit for one name
-_FORBIDDEN = frozenset('/\\:*?"<>|')  # separators on any OS, plus what Windows refuses in a name
+_SEPARATORS = frozenset("/\\")  # on any OS: a name holding one is several path components
 
 
 def safe_component(
@@ -27,9 +27,10 @@ def safe_component(
 ) -> str:
     """Return ``value`` as a string if it is one harmless path component, else raise ``UnsafeNameError``.
 
-    Refused: non-strings, the empty string, ``.`` and ``..``, separators (``/``, ``\\``) and Windows' reserved
-    characters, control characters (NUL included), surrogates, leading or trailing white space, a leading ``-``
-    (read as an option by other tools) and names over 255 bytes.
+    Refused: non-strings, the empty string, ``.`` and ``..``, separators (``/``, ``\\``), a drive prefix (``C:``),
+    control characters (NUL included), surrogates, leading or trailing white space, a leading ``-`` (read as an
+    option by other tools) and names over 255 bytes. Other characters (``<``, ``:``, spaces inside) are harmless on
+    POSIX and appear in real model names, so they pass.
     """
     if not isinstance(value, str):
         raise UnsafeNameError(f"{what} must be a string, not {type(value).__name__}", file=file, line=line, field=field)
@@ -42,8 +43,10 @@ def safe_component(
 def _problem(value: str) -> str | None:
     if value in ("", ".", ".."):
         return "empty or a relative step"
-    if any(c in _FORBIDDEN for c in value):
-        return "it holds a path separator or a reserved character"
+    if any(c in _SEPARATORS for c in value):
+        return "it holds a path separator"
+    if len(value) >= 2 and value[1] == ":" and value[0].isascii() and value[0].isalpha():
+        return "it starts like a drive ('C:')"
     if any(unicodedata.category(c) in ("Cc", "Cs", "Cf") and c not in "\u200d" for c in value):
         return "it holds a control, format or surrogate character"
     if value != value.strip():
