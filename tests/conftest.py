@@ -46,3 +46,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared benchmark data is not at {SHARED_DATA}")
     return SHARED_DATA
+
+
+try:  # property tests: reproducible in CI (derandomized), no example database written into the checkout
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "evalkit", database=None, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("evalkit")
+except ImportError:  # pragma: no cover - hypothesis is in the dev extra
+    pass
