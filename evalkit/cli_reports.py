@@ -9,34 +9,54 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from evalkit.errors import EvalkitError
 from evalkit.results.atomic import write_text
 
 EXIT_REGRESSION = 1
+MAX_DECIMALS = 10
+
+if TYPE_CHECKING:
+    from evalkit.reports.diff import DiffSettings
+
+
+def _write(path: Path, text: str) -> None:
+    """An output file, or one line naming it: a folder or an unwritable place is bad input, not a bug."""
+    try:
+        write_text(path, text)
+    except OSError as err:
+        raise EvalkitError(f"cannot write: {err.strerror or err}", file=path) from None
 
 
 def _emit(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
     else:
-        write_text(out, text)
+        _write(out, text)
         print(f"written: {out}", file=sys.stderr)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from evalkit.reports.leaderboard import build_leaderboard, render
 
+    if not 0 <= args.decimals <= MAX_DECIMALS:
+        raise EvalkitError(f"must be in [0, {MAX_DECIMALS}], got {args.decimals}", field="--decimals")
     board = build_leaderboard(args.results, args.benchmark, each_revision=args.each_revision)
     _emit(render(board, args.format, decimals=args.decimals), args.out)
     return 0
 
 
-def _settings(args: argparse.Namespace):
-    from evalkit.reports.diff import DiffSettings
+def _settings(args: argparse.Namespace) -> DiffSettings:
+    """The test options, checked by the library before any run is read; an error names the option as typed."""
+    from evalkit.reports.diff import DiffSettings, InvalidSettingError
 
-    return DiffSettings(
-        test=args.test, alpha=args.alpha, max_drop=args.max_drop, resamples=args.resamples, seed=args.seed
-    )
+    try:
+        return DiffSettings(
+            test=args.test, alpha=args.alpha, max_drop=args.max_drop, resamples=args.resamples, seed=args.seed
+        )
+    except InvalidSettingError as err:
+        raise InvalidSettingError(err.message, field=f"--{(err.field or '').replace('_', '-')}") from None
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -44,11 +64,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from evalkit.reports.diff_formats import format_junit, format_markdown
     from evalkit.reports.runs import load_run
 
-    diff = diff_runs(load_run(args.baseline), load_run(args.candidate), _settings(args))
+    settings = _settings(args)
+    diff = diff_runs(load_run(args.baseline), load_run(args.candidate), settings)
     if args.markdown:
-        write_text(args.markdown, format_markdown(diff))
+        _write(args.markdown, format_markdown(diff))
     if args.junit:
-        write_text(args.junit, format_junit(diff))
+        _write(args.junit, format_junit(diff))
     print(format_text(diff))
     return diff.exit_code
 
@@ -57,14 +78,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.reports.compare import compare_runs, format_compare_html, format_compare_markdown
     from evalkit.reports.runs import load_run
 
+    settings = _settings(args)
     baseline = load_run(args.baseline)
     runs = [load_run(path) for path in args.runs]
-    diffs = compare_runs(baseline, runs, _settings(args))
+    diffs = compare_runs(baseline, runs, settings)
     markdown = format_compare_markdown(diffs)
     if args.html:
-        write_text(args.html, format_compare_html(diffs, title=args.title))
+        _write(args.html, format_compare_html(diffs, title=args.title))
     if args.markdown:
-        write_text(args.markdown, markdown)
+        _write(args.markdown, markdown)
     print(markdown)
     return 0
 

@@ -15,13 +15,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evalkit.errors import EvalkitError
+from evalkit.errors import DataError, EvalkitError
+from evalkit.reports.escape import escape_terminal
 from evalkit.reports.runs import Run, TaskRun, paired_cells
-from evalkit.stats.paired import PairedResult, holm, paired_test
+from evalkit.stats.paired import TESTS, PairedItems, PairedResult, holm, paired_test
+
+MAX_RESAMPLES = 1_000_000  # beyond this a CI job runs for hours and the p-value gains nothing
+MAX_SEED = 2**63 - 1
 
 
 class NotComparableError(EvalkitError):
     """The two runs did not evaluate the same thing."""
+
+
+class InvalidSettingError(EvalkitError):
+    """A test setting that would make the verdict meaningless (``field`` names the setting)."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,35 @@ class TaskComparison:
 
 @dataclass(frozen=True)
 class DiffSettings:
+    """How a drop is judged. Checked on construction, before any run is read: a NaN tolerance or an alpha of 5
+    would turn every regression into "OK"."""
+
     test: str = "bootstrap"
     alpha: float = 0.05
     max_drop: float = 0.0  # points on the ×100 scale
     resamples: int = 10_000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.test not in TESTS:
+            raise InvalidSettingError(f"unknown test {self.test!r} (known: {', '.join(TESTS)})", field="test")
+        if not _real(self.alpha) or not 0 < self.alpha < 1:
+            raise InvalidSettingError(f"must be a number in (0, 1), got {self.alpha!r}", field="alpha")
+        if not _real(self.max_drop) or self.max_drop < 0:
+            raise InvalidSettingError(f"must be finite points >= 0, got {self.max_drop!r}", field="max_drop")
+        if not _integer(self.resamples) or not 1 <= self.resamples <= MAX_RESAMPLES:
+            message = f"must be an integer in [1, {MAX_RESAMPLES}], got {self.resamples!r}"
+            raise InvalidSettingError(message, field="resamples")
+        if not _integer(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise InvalidSettingError(f"must be an integer in [0, 2**63 - 1], got {self.seed!r}", field="seed")
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -113,6 +145,58 @@ def _check_comparable(task: str, base: TaskRun, cand: TaskRun) -> None:
         )
 
 
+def _finite_scores(base: TaskRun, cand: TaskRun, baseline: float, candidate: float, source: str) -> None:
+    """A drop from or to NaN is no verdict, neither "OK" nor "regression": refuse it (exit 2)."""
+    for side, score in ((base, baseline), (cand, candidate)):
+        if not math.isfinite(score):
+            raise DataError(f"{base.name}: {source} no finite main score, nothing to judge", file=side.result_file)
+
+
+def _prepare(name: str, base: TaskRun, cand: TaskRun) -> tuple[list[PairedItems] | None, str | None]:
+    """Everything that can refuse a task, before any test runs: comparability, per-item rows, finite scores."""
+    _check_comparable(name, base, cand)
+    cells, why = paired_cells(base, cand)
+    if cells is None:
+        _finite_scores(base, cand, base.score, cand.score, "the result file gives")
+    return cells, why
+
+
+def _test_task(
+    name: str, base: TaskRun, cand: TaskRun, cells: list[PairedItems], settings: DiffSettings
+) -> PairedResult:
+    result = paired_test(cells, settings.test, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed)
+    _finite_scores(base, cand, result.baseline, result.candidate, "the per-item scores give")
+    if not math.isfinite(result.p_value):  # Holm over a NaN would sort it anywhere
+        raise DataError(f"{name}: the {settings.test} test gave no p-value", file=cand.per_item_file)
+    return result
+
+
+def _judge(
+    base: TaskRun,
+    cand: TaskRun,
+    result: PairedResult | None,
+    why: str | None,
+    p_adjusted: float | None,
+    settings: DiffSettings,
+) -> TaskComparison:
+    baseline_score = result.baseline if result is not None else base.score
+    candidate_score = result.candidate if result is not None else cand.score
+    too_far = 100 * (baseline_score - candidate_score) > settings.max_drop + 1e-9
+    significant = p_adjusted is not None and p_adjusted < settings.alpha
+    return TaskComparison(
+        task=base.name,
+        task_type=base.task_type,
+        main_score=base.main_score_name,
+        baseline=baseline_score,
+        candidate=candidate_score,
+        test=result,
+        p_adjusted=p_adjusted,
+        note=why,
+        regression=too_far and (significant or result is None),
+        alpha=settings.alpha,
+    )
+
+
 def diff_runs(
     baseline: Run, candidate: Run, settings: DiffSettings | None = None, *, shared_only: bool = False
 ) -> RunDiff:
@@ -127,42 +211,17 @@ def diff_runs(
             raise NotComparableError(f"tasks missing from one run: {', '.join(side)}", file=candidate.folder)
     if not names:
         raise NotComparableError("the runs share no task", file=candidate.folder)
-    tested: list[tuple[str, PairedResult | None, str | None]] = []
-    for name in names:
-        base, cand = baseline.tasks[name], candidate.tasks[name]
-        _check_comparable(name, base, cand)
-        cells, why = paired_cells(base, cand)
-        if cells is None:
-            tested.append((name, None, why))
-            continue
-        result = paired_test(
-            cells, settings.test, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed
-        )
-        tested.append((name, result, None))
-    adjusted = iter(holm([r.p_value for _, r, _ in tested if r is not None]))
+    pairs = {name: (baseline.tasks[name], candidate.tasks[name]) for name in names}
+    prepared = {name: _prepare(name, *pairs[name]) for name in names}
+    results = {
+        name: None if cells is None else _test_task(name, *pairs[name], cells, settings)
+        for name, (cells, _) in prepared.items()
+    }
+    adjusted = iter(holm([r.p_value for r in results.values() if r is not None]))
     comparisons = []
-    for name, result, why in tested:
-        base, cand = baseline.tasks[name], candidate.tasks[name]
+    for name, result in results.items():
         p_adjusted = next(adjusted) if result is not None else None
-        baseline_score = result.baseline if result is not None else base.score
-        candidate_score = result.candidate if result is not None else cand.score
-        drop = 100 * (baseline_score - candidate_score)
-        too_far = drop > settings.max_drop + 1e-9 or math.isnan(candidate_score)
-        significant = p_adjusted is not None and p_adjusted < settings.alpha
-        comparisons.append(
-            TaskComparison(
-                task=name,
-                task_type=base.task_type,
-                main_score=base.main_score_name,
-                baseline=baseline_score,
-                candidate=candidate_score,
-                test=result,
-                p_adjusted=p_adjusted,
-                note=why,
-                regression=too_far and (significant or result is None),
-                alpha=settings.alpha,
-            )
-        )
+        comparisons.append(_judge(*pairs[name], result, prepared[name][1], p_adjusted, settings))
     return RunDiff(baseline=baseline, candidate=candidate, settings=settings, tasks=comparisons)
 
 
@@ -214,18 +273,19 @@ def comparison_cells(t: TaskComparison) -> dict[str, str]:
 
 
 def format_text(diff: RunDiff) -> str:
-    rows = [comparison_cells(t) for t in diff.tasks]
+    """The terminal table: every name read from a file shown inert (no escape sequence reaches the terminal)."""
+    rows = [{c: escape_terminal(v) for c, v in comparison_cells(t).items()} for t in diff.tasks]
     columns = list(rows[0]) if rows else []
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
     lines = [
-        f"baseline:  {diff.baseline.label}  ({diff.baseline.folder})",
-        f"candidate: {diff.candidate.label}  ({diff.candidate.folder})",
+        f"baseline:  {escape_terminal(diff.baseline.label)}  ({escape_terminal(diff.baseline.folder)})",
+        f"candidate: {escape_terminal(diff.candidate.label)}  ({escape_terminal(diff.candidate.folder)})",
         f"test: {describe_settings(diff.settings, len(diff.tasks))}",
         "",
         "  ".join(c.ljust(widths[c]) for c in columns),
     ]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]
-    lines += ["", diff.verdict()]
+    lines += ["", escape_terminal(diff.verdict())]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import DataError
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
+from evalkit.safe_paths import ensure_within
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -72,15 +73,23 @@ def _one_line(err: BaseException) -> str:
 
 
 def _model_identity(revision_dir: Path) -> tuple[str | None, str | None]:
-    """Model name and revision from ``model_meta.json``, else from ``<org>__<model>/<revision>/`` as mteb does."""
+    """Model name and revision from ``model_meta.json``, else from ``<org>__<model>/<revision>/`` as mteb does.
+
+    Both are labels here, never paths (the renderers escape them): any string is accepted, anything else refused.
+    """
     meta_path = revision_dir / "model_meta.json"
     if not meta_path.is_file():
         return revision_dir.parent.name.replace("__", "/") or None, revision_dir.name or None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        return meta.get("name"), meta.get("revision")
-    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad UTF-8 or bad JSON
         raise DataError(f"cannot read model metadata: {_one_line(err)}", file=meta_path) from None
+    if not isinstance(meta, dict):
+        raise DataError("model metadata must be a JSON object", file=meta_path)
+    for key in ("name", "revision"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise DataError(f"'{key}' must be a string", file=meta_path, field=key)
+    return meta.get("name"), meta.get("revision")
 
 
 def load_task_result_file(path: Path, *, model: str | None = None, revision: str | None = None) -> TaskResultFile:
@@ -97,7 +106,9 @@ def load_task_result_file(path: Path, *, model: str | None = None, revision: str
 
 
 def _task_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.json") if p.name != "model_meta.json" and p.is_file())
+    """The ``<Task>.json`` files of a folder; one that links outside it is refused (never read)."""
+    files = sorted(p for p in folder.glob("*.json") if p.name != "model_meta.json" and p.is_file())
+    return [ensure_within(folder, p, what="task result file") for p in files]
 
 
 def load_model_results(folder: Path) -> list[TaskResultFile]:
@@ -112,6 +123,8 @@ def load_model_results(folder: Path) -> list[TaskResultFile]:
     if not folder.is_dir():
         raise DataError("not a results folder", file=folder)
     revision_dirs = [folder] if _task_files(folder) else [d for d in sorted(folder.iterdir()) if d.is_dir()]
+    for revision_dir in revision_dirs:
+        ensure_within(folder, revision_dir, what="revision folder")
     files: list[TaskResultFile] = []
     for revision_dir in revision_dirs:
         model, revision = _model_identity(revision_dir) if _task_files(revision_dir) else (None, None)
@@ -165,6 +178,21 @@ def _one_per_task(files: Sequence[TaskResultFile]) -> dict[str, TaskResultFile]:
     return {name: group[0] if len(group) == 1 else max(group, key=_preference) for name, group in by_task.items()}
 
 
+def _finite(value: object) -> float | None:
+    """A main score as a float, or None for anything that is not one finite number (NaN, a string, true, 1e400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_subset(cell: object) -> bool:
+    return isinstance(cell, dict) and isinstance(cell.get("hf_subset"), str)
+
+
 def task_score(result: TaskResult, task: AbsTask) -> tuple[float | None, str | None]:
     """(score, None), or (None, why): mean main score over the (split, subset) cells task object ``task`` keeps.
 
@@ -187,9 +215,10 @@ def task_score(result: TaskResult, task: AbsTask) -> tuple[float | None, str | N
                 present = sorted(k for k in cell if k not in {"hf_subset", "languages", "main_score", "mteb_version"})
                 wanted = task.metadata.main_score
                 return None, f"no main score '{wanted}' for {where} (the file has: {', '.join(present) or 'nothing'})"
-            if isinstance(value, float) and math.isnan(value):
-                return None, f"no score for {where}"
-            values.append(float(value))
+            number = _finite(value)
+            if number is None:
+                return None, f"no score for {where}" + ("" if isinstance(value, float) else " (not a number)")
+            values.append(number)
     if not values:
         return None, f"no scores for splits {', '.join(task.eval_splits)}"
     return sum(values) / len(values), None
@@ -200,12 +229,12 @@ def spec_task_score(result: TaskResult, spec: TaskSpec) -> tuple[float | None, s
     the spec's (split, subset) cells, each of which must be in the file, as :func:`task_score` requires."""
     values: list[float] = []
     for split in spec.eval_splits:
-        cells = {cell.get("hf_subset"): cell for cell in result.scores.get(split, [])}
+        cells = {cell.get("hf_subset"): cell for cell in result.scores.get(split, []) if _is_subset(cell)}
         for subset in spec.hf_subsets:
-            value = cells.get(subset, {}).get("main_score")
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            value = _finite(cells.get(subset, {}).get("main_score"))
+            if value is None:
                 return None, f"no score for split '{split}' subset '{subset}'"
-            values.append(float(value))
+            values.append(value)
     if not values:
         return None, f"no scores for splits {', '.join(spec.eval_splits)}"
     return sum(values) / len(values), None

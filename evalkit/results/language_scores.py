@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
-from evalkit.results.benchmark_scores import TaskResultFile, load_model_results
+from evalkit.results.benchmark_scores import TaskResultFile, _finite, load_model_results
 
 if TYPE_CHECKING:
     from mteb import TaskResult
@@ -49,9 +49,8 @@ def _task_layout(bench: Benchmark, name: str) -> tuple[tuple[str, ...], tuple[st
 def _cell_value(result: TaskResult | None, split: str, subset: str, metric: str) -> float | None:
     if result is None:
         return None
-    cell = next((c for c in result.scores.get(split, []) if c.get("hf_subset") == subset), None)
-    value = cell.get(metric) if cell is not None else None
-    return float(value) if isinstance(value, (int, float)) and value == value else None  # NaN counts as missing
+    cell = next((c for c in result.scores.get(split, []) if isinstance(c, dict) and c.get("hf_subset") == subset), None)
+    return _finite(cell.get(metric)) if cell is not None else None  # NaN, a string or true count as missing
 
 
 def language_tables(

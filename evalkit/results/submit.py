@@ -4,11 +4,16 @@ The results repository's CI rejects files that are incomplete or unloadable; che
 does not bounce. Refused (one line each, exit 2, nothing written): a model without a revision, a revision folder
 evalkit suffixed for changed settings (``-bf16``, an ablation; unless explicitly allowed), a task mteb does not
 know, a missing evaluation split or subset, a non-finite score, a file mteb's own loader cannot read.
+
+The model name and revision in ``model_meta.json`` become folder names, so each must be one safe component
+(``org/model`` → ``org__model``). An existing target folder is replaced only when evalkit submit wrote it and it is
+unchanged since (its manifest, ``.evalkit-submit.sha256``, lists every file in it with its checksum): nothing
+else under ``--out``, and nothing outside it, is ever removed.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import shutil
 import tempfile
@@ -17,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import DataError, EvalkitError
-from evalkit.reports.runs import _revision_folder
-from evalkit.results.atomic import write_json
+from evalkit.reports.runs import _read_json, _revision_folder
+from evalkit.results.atomic import write_json, write_text
+from evalkit.safe_paths import ensure_within, safe_component
 
 _NO_REVISION = {"", "no_revision_available", "external"}
+MANIFEST = ".evalkit-submit.sha256"  # no .json suffix: mteb's loaders read every *.json of a revision folder
 
 
 class SubmissionError(EvalkitError):
@@ -46,17 +53,16 @@ def _non_finite(value: Any, path: str = "") -> str | None:
 def _check_task_file(path: Path) -> None:
     import mteb
 
-    text = path.read_text(encoding="utf-8")
+    data = _read_json(path, "task result")  # NaN / Infinity are read, then refused
     try:
-        data = json.loads(text, parse_constant=lambda name: float(name))  # NaN / Infinity are read, then refused
-    except json.JSONDecodeError as err:
-        raise SubmissionError(f"not JSON: {err.msg}", file=path, line=err.lineno) from None
-    where = _non_finite(data.get("scores", {}))
+        where = _non_finite(data.get("scores", {}))
+    except RecursionError:
+        raise SubmissionError("scores nested too deeply", file=path, field="scores") from None
     if where:
         raise SubmissionError(f"non-finite score at scores.{where}", file=path, field=f"scores.{where}")
-    name = data.get("task_name")
+    name = safe_component(data.get("task_name"), what="task name", file=path, field="task_name")
     try:
-        task = mteb.get_task(str(name))
+        task = mteb.get_task(name)
     except Exception:
         raise SubmissionError(f"unknown task '{name}' (not an mteb task)", file=path, field="task_name") from None
     try:
@@ -69,7 +75,7 @@ def _check_task_file(path: Path) -> None:
         cells = result.scores.get(split)
         if not cells:
             raise SubmissionError(f"missing split '{split}' (the task evaluates {task.eval_splits})", file=path)
-        present = {cell.get("hf_subset") for cell in cells}
+        present = {cell.get("hf_subset") for cell in cells if isinstance(cell.get("hf_subset"), str)}
         missing = sorted(set(task.hf_subsets) - present)
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -81,47 +87,112 @@ def _check_task_file(path: Path) -> None:
                 )
 
 
-def submit_results(results: Path, out: Path, *, allow_suffixed_revision: bool = False) -> list[Path]:
-    """Check every file of one run, then write ``<out>/results/<org>__<model>/<revision>/`` in one move."""
-    revision_dir = _revision_folder(Path(results))
-    meta_path = revision_dir / "model_meta.json"
-    if not meta_path.is_file():
-        raise SubmissionError("no model_meta.json: the leaderboard needs the model's name and revision", file=meta_path)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SubmissionError(f"not JSON: {err.msg}", file=meta_path, line=err.lineno) from None
+def _identity(meta_path: Path, allow_suffixed_revision: bool) -> tuple[dict[str, Any], str, str]:
+    """(metadata, model folder ``org__model``, revision), each folder name checked to be one safe component."""
+    meta = _read_json(meta_path, "model metadata")
     name, revision = meta.get("name"), meta.get("revision")
-    if not name or "/" not in str(name):
+    if not isinstance(name, str) or name.count("/") != 1:
         raise SubmissionError("model name must be 'org/model'", file=meta_path, field="name")
-    if revision is None or str(revision) in _NO_REVISION or str(revision).startswith("local-"):
+    for part in name.split("/"):
+        safe_component(part, what="model name part", file=meta_path, field="name")
+    folder = safe_component(name.replace("/", "__"), what="model folder", file=meta_path, field="name")
+    if not isinstance(revision, str) or revision in _NO_REVISION or revision.startswith("local-"):
         raise SubmissionError(
             "the model has no revision (a hub commit): submit results of a pinned model",
             file=meta_path,
             field="revision",
         )
-    marked = "+" in str(revision) or any(str(revision).endswith(f"-{p}") for p in ("bf16", "fp16"))
+    safe_component(revision, what="revision", file=meta_path, field="revision")
+    marked = "+" in revision or any(revision.endswith(f"-{p}") for p in ("bf16", "fp16"))
     if marked and not allow_suffixed_revision:
         raise SubmissionError(
             f"revision '{revision}' marks changed settings (an ablation or reduced precision), not the published model",
             file=meta_path,
             field="revision",
         )
+    return meta, folder, revision
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(folder: Path) -> str:
+    return "".join(f"{_digest(p)}  {p.name}\n" for p in sorted(folder.iterdir()) if p.name != MANIFEST)
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse to touch ``target`` unless it is a plain folder that submit wrote and nobody changed since."""
+    refusal = SubmissionError(
+        "already exists and was not written by evalkit submit (or was changed since): remove it yourself, "
+        "or choose another --out",
+        file=target,
+    )
+    if target.is_symlink() or not target.is_dir():
+        raise refusal
+    entries = list(target.iterdir())
+    if any(p.is_symlink() or not p.is_file() for p in entries) or not (target / MANIFEST).is_file():
+        raise refusal
+    if (target / MANIFEST).read_text(encoding="utf-8", errors="replace") != _manifest(target):
+        raise refusal
+
+
+def _plain_folder(path: Path, root: Path) -> None:
+    """``path``, when it exists, must be a real folder inside ``root``: never written through a link."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise SubmissionError("exists and is not a plain folder: refusing to write there", file=path)
+    ensure_within(root, path, what="output folder")
+
+
+def _install(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``; a previous submission there is set aside first and removed after."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    _check_replaceable(target)
+    previous = Path(tempfile.mkdtemp(prefix=".submit-previous-", dir=target.parent))
+    previous.rmdir()
+    target.rename(previous)
+    try:
+        staging.rename(target)
+    except OSError:
+        previous.rename(target)
+        raise
+    shutil.rmtree(previous)
+
+
+def submit_results(results: Path, out: Path, *, allow_suffixed_revision: bool = False) -> list[Path]:
+    """Check every file of one run, then write ``<out>/results/<org>__<model>/<revision>/`` in one move."""
+    revision_dir = _revision_folder(Path(results))
+    meta_path = revision_dir / "model_meta.json"
+    if not meta_path.is_file():
+        raise SubmissionError("no model_meta.json: the leaderboard needs the model's name and revision", file=meta_path)
+    meta, folder, revision = _identity(meta_path, allow_suffixed_revision)
     task_files = sorted(p for p in revision_dir.glob("*.json") if p.name != "model_meta.json")
     if not task_files:
         raise DataError("no task result files to submit", file=revision_dir)
     for path in task_files:
+        ensure_within(revision_dir, path, what="task result file")
         _check_task_file(path)
-    target = Path(out) / "results" / str(name).replace("/", "__") / str(revision)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".submit-", dir=target.parent))
+    out = Path(out)
+    target = out / "results" / folder / revision
+    for path in (out / "results", target.parent, target):
+        _plain_folder(path, out)
+    if target.exists():
+        _check_replaceable(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".submit-", dir=target.parent))
+    except OSError as err:
+        raise SubmissionError(f"cannot create the output folder: {err.strerror or err}", file=target.parent) from None
     try:
         for path in task_files:
-            shutil.copy2(path, staging / path.name)
+            shutil.copyfile(path, staging / path.name)
         write_json(staging / "model_meta.json", meta)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        write_text(staging / MANIFEST, _manifest(staging))
+        _install(staging, target)
+    except OSError as err:
+        raise SubmissionError(f"cannot write the submission: {err.strerror or err}", file=target) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
