@@ -147,16 +147,23 @@ def _clean_leftovers(folder: Path, names: list[str]) -> None:
                 pass
     writers = {name[len(_LOCK_PREFIX) : -len(_LOCK_SUFFIX)] for name in names if name.startswith(_LOCK_PREFIX)}
     for writer_id in writers | uncommitted.keys():
-        lock = folder / f"{_LOCK_PREFIX}{writer_id}{_LOCK_SUFFIX}"
-        if _writer_alive(lock):
-            continue
-        # The writer is gone, so whatever it committed is committed by now: look again before deleting.
-        for name in uncommitted.get(writer_id, []):
-            shard_id = _shard_id_of(name)
-            if not (folder / f"{SHARD_PREFIX}{shard_id}{MANIFEST_SUFFIX}").exists():
-                logger.debug("embedding cache: removing %s, left by a writer that died", folder / name)
-                (folder / name).unlink(missing_ok=True)
-        lock.unlink(missing_ok=True)
+        try:
+            _clean_writer(folder, writer_id, uncommitted.get(writer_id, []))
+        except OSError as err:  # a folder or unreadable file under one of our names: not ours to fix, ignored
+            logger.debug("embedding cache: leaving %s's leftovers in %s: %s", writer_id, folder, err)
+
+
+def _clean_writer(folder: Path, writer_id: str, uncommitted: list[str]) -> None:
+    lock = folder / f"{_LOCK_PREFIX}{writer_id}{_LOCK_SUFFIX}"
+    if _writer_alive(lock):
+        return
+    # The writer is gone, so whatever it committed is committed by now: look again before deleting.
+    for name in uncommitted:
+        shard_id = _shard_id_of(name)
+        if not (folder / f"{SHARD_PREFIX}{shard_id}{MANIFEST_SUFFIX}").exists():
+            logger.debug("embedding cache: removing %s, left by a writer that died", folder / name)
+            (folder / name).unlink(missing_ok=True)
+    lock.unlink(missing_ok=True)
 
 
 def namespace_info(folder: Path) -> NamespaceInfo:
@@ -240,6 +247,10 @@ class CacheNamespace:
             names = os.listdir(self.path)
         except FileNotFoundError:
             names = []
+        except NotADirectoryError:
+            raise CacheError(
+                "a file stands where the embedding cache keeps a namespace folder; remove it", file=self.path
+            ) from None
         if not self._cleaned and names:
             _clean_leftovers(self.path, names)
             self._cleaned = True
@@ -453,6 +464,7 @@ class EmbeddingCache:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
         self._namespaces: dict[str, CacheNamespace] = {}
+        _check_folders(self.root)
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.root)!r})"
@@ -514,8 +526,11 @@ class EmbeddingCache:
         """Every namespace on disk with its key parts and size, read from ``meta.json`` and the manifests."""
         infos = []
         for prefix in sorted(self.store.glob("??")):
-            for folder in sorted(p for p in prefix.iterdir() if p.is_dir()):
-                infos.append(namespace_info(folder))
+            if not prefix.is_dir() or not _is_hex(prefix.name):  # another program's file: not ours, ignored
+                continue
+            for folder in sorted(prefix.iterdir()):
+                if folder.is_dir() and _is_hex(folder.name) and folder.name.startswith(prefix.name):
+                    infos.append(namespace_info(folder))
         return infos
 
     def size(self) -> CacheSize:
@@ -526,3 +541,20 @@ class EmbeddingCache:
             entries=sum(info.entries for info in infos),
             namespaces=len(infos),
         )
+
+
+def _is_hex(name: str) -> bool:
+    return bool(name) and all(c in "0123456789abcdef" for c in name)
+
+
+def _check_folders(root: Path) -> None:
+    """Refuse up front, in one line, a cache whose folders are files: found at the first write, it would fail a
+    run midway (or after its results are written)."""
+    for path in (root, root / "embeddings", root / LAYOUT, root / "onnx"):
+        if path.exists() and not path.is_dir():
+            raise CacheError("the embedding cache needs a folder here, and this is a file (--cache-dir)", file=path)
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CacheError("the embedding cache folder would be inside a file (--cache-dir)", file=existing)

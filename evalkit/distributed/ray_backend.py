@@ -136,7 +136,7 @@ class RayBackend:
                 keys.append(shard.key)
                 shard_of[shard.positions] = shard.number
                 row_of[shard.positions] = np.arange(len(shard.positions))
-                if shard.key in committed:
+                if shard.key in committed and self.store.verify(shard.key) is not None:  # damaged: removed, redone
                     self.stats["shards_reused"] += 1
                     progress.update(len(shard.positions))
                 else:

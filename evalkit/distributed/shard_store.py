@@ -8,7 +8,9 @@ shard, whichever run, worker or machine computed it, and a killed run resumes by
 Each shard is two objects: ``<key>.npy`` (the vectors) and then ``<key>.json`` (rows, dim, the SHA-256 of the npy
 bytes). The manifest is written last and is the commit: a shard without one, or whose bytes do not match it, is
 absent and is computed again. On a local folder both are written to a temporary name and renamed, so a reader
-never sees half a file; object stores make a whole object visible at once anyway.
+never sees half a file; object stores make a whole object visible at once anyway. Every read path (:meth:`read`,
+:meth:`open`, :meth:`verify`) checks the bytes against the manifest's SHA-256 and removes a shard that fails, so a
+damaged or truncated shard is encoded again instead of staying "committed".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -26,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from evalkit.cache.keys import canonical_json, text_digests
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 
@@ -90,18 +95,40 @@ class ShardStore:
     def committed(self, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` with a manifest and their vectors (one listing, not one request per key).
 
-        The bytes are not read here: the manifest is written only after the vectors are complete, so its presence
-        is the commit; :meth:`read` checks the bytes against it when a shard is used.
+        The bytes are not read here; a shard taken from this set is checked with :meth:`verify` before it is
+        trusted, and :meth:`open` and :meth:`read` check it again when it is used.
         """
         return set(keys) & self.committed_keys()
 
+    def verify(self, key: str) -> ShardInfo | None:
+        """The shard's manifest if its vectors match it; None when absent, and a damaged shard is removed."""
+        info = self.info(key)
+        if info is None:
+            return None
+        try:
+            if self._local:
+                digest = hashlib.sha256()
+                with open(self._path(f"{key}.npy"), "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 22), b""):
+                        digest.update(block)
+                sha256 = digest.hexdigest()
+            else:
+                sha256 = hashlib.sha256(self.fs.cat_file(self._path(f"{key}.npy"))).hexdigest()
+        except (FileNotFoundError, IsADirectoryError):
+            sha256 = ""
+        if sha256 != info.sha256:
+            logger.warning("shard store: %s fails its checksum in %s; removed, it will be encoded again", key, self.url)
+            self.remove(key)
+            return None
+        return info
+
     def open(self, key: str) -> np.ndarray | None:
         """The shard's vectors for reading through once (search): memory-mapped from a local folder, so a search
-        streams the shard chunk by chunk instead of holding it; read whole from other stores. The shape is checked
-        against the manifest, not the checksum (a committed shard is complete; :meth:`read` checks the bytes)."""
+        streams the shard chunk by chunk instead of holding it; read whole from other stores. Checked against the
+        manifest's SHA-256 first (a damaged shard would change rankings); None, and removed, when it fails."""
         if not self._local:
             return self.read(key)
-        info = self.info(key)
+        info = self.verify(key)
         if info is None:
             return None
         try:
@@ -111,18 +138,20 @@ class ShardStore:
         return vectors if vectors.shape == (info.rows, info.dim) else None
 
     def read(self, key: str) -> np.ndarray | None:
-        """The shard's vectors, checked against its manifest; None when absent or damaged (then recomputed)."""
+        """The shard's vectors, checked against its manifest; None when absent or damaged (removed, recomputed)."""
         info = self.info(key)
         if info is None:
             return None
         try:
             data = self.fs.cat_file(self._path(f"{key}.npy"))
-        except FileNotFoundError:
-            return None
-        if hashlib.sha256(data).hexdigest() != info.sha256:
-            return None
-        vectors = np.load(io.BytesIO(data), allow_pickle=False)
-        if vectors.shape != (info.rows, info.dim):
+        except (FileNotFoundError, IsADirectoryError):
+            data = b""
+        vectors = None
+        if hashlib.sha256(data).hexdigest() == info.sha256:
+            vectors = np.load(io.BytesIO(data), allow_pickle=False)
+        if vectors is None or vectors.shape != (info.rows, info.dim):
+            logger.warning("shard store: %s fails its checksum in %s; removed, it will be encoded again", key, self.url)
+            self.remove(key)
             return None
         return vectors
 

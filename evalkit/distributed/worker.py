@@ -73,7 +73,7 @@ class ShardEncoder:
         """Compute and commit the shard, unless it is committed already: a call retried after a lost reply, or a
         shard another run finished meanwhile, costs a read, not an encoding."""
         started = time.perf_counter()
-        if self.store.info(shard.key) is not None:  # the manifest is written after the vectors: committed
+        if self.store.verify(shard.key) is not None:  # committed, and its bytes match (a damaged one is removed)
             return ShardDone(shard.key, len(shard.positions), time.perf_counter() - started, self.name, False)
         vectors = self.core.encode_planned(self.encoder, shard.token_ids(), shard.batches)  # type: ignore[arg-type]
         self.store.write(shard.key, vectors)
@@ -110,9 +110,13 @@ def search_shards(
     """
     parts: list[TopK] = []
     for piece in slices:
-        vectors = store.open(piece.key)
+        vectors = store.open(piece.key)  # checked against its SHA-256; a damaged shard is removed
         if vectors is None:
-            raise EvalkitError(f"shard {piece.key} is missing or damaged in {store.url}")
+            raise EvalkitError(
+                f"shard {piece.key} is missing or was damaged since it was encoded (removed now); run again to "
+                "encode it anew",
+                file=store.url,
+            )
         in_order = len(piece.rows) == len(vectors) and bool(np.all(piece.rows == np.arange(len(vectors))))
         top = exact_top_k(queries, vectors if in_order else vectors[piece.rows], k, threads=threads)
         parts.append(TopK(indices=piece.docs[top.indices], scores=top.scores))

@@ -11,9 +11,9 @@ inference loop in ``inference/embedder/encoder_only/m3.py``):
   (padding cut off), each vector L2-normalised.
 
 The weights are laid out as the BAAI/bge-m3 repository ships them: the XLM-RoBERTa encoder in
-``model.safetensors`` or ``pytorch_model.bin``, and ``sparse_linear.pt`` and ``colbert_linear.pt`` (torch state
-dicts, loaded weights-only) beside it. Scores are FlagEmbedding's ``compute_score`` formulas, in
-:mod:`evalkit.search.sparse` and :mod:`evalkit.search.multivector`.
+``model.safetensors`` (a pickled ``pytorch_model.bin`` is refused: convert it), and ``sparse_linear.pt`` and
+``colbert_linear.pt`` (torch state dicts, loaded weights-only) beside it. Scores are FlagEmbedding's
+``compute_score`` formulas, in :mod:`evalkit.search.sparse` and :mod:`evalkit.search.multivector`.
 """
 
 from __future__ import annotations
@@ -74,10 +74,18 @@ class BGEM3Encoder(HFEncoder):
                 "outputs need sparse_linear.pt and colbert_linear.pt as BAAI/bge-m3 ships them",
                 file=path,
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        weight = state["weight"]
-        head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in state)
-        head.load_state_dict(state)
+        try:
+            # weights_only: the unpickler that builds tensors and plain containers only, never arbitrary objects.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            weight = state["weight"]
+            head = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in state)
+            head.load_state_dict(state)
+        except Exception as err:  # a truncated file, a non-tensor pickle, a state dict of another shape
+            reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+            raise UnknownModelError(
+                f"cannot load BGE-M3's head as a weights-only state dict with 'weight' (and 'bias'): {reason}",
+                file=path,
+            ) from None
         return head.eval().to(self.device)
 
     @cached_property

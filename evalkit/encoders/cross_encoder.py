@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evalkit.encoders.hf import PRECISIONS, load_weights, padded_batch, weights_fingerprint
+from evalkit.encoders.hf import (
+    PRECISIONS,
+    load_tokenizer_and_config,
+    load_weights,
+    padded_batch,
+    require_safetensors,
+    weights_fingerprint,
+)
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
@@ -34,19 +41,12 @@ class CrossEncoderReranker:
             raise UnknownModelError(f"reranker '{spec.name}' has no local weights")
         if precision not in PRECISIONS:
             raise EvalkitError(f"unknown precision '{precision}'", field="precision")
-        from transformers import AutoConfig, AutoTokenizer
-
         self.spec = spec
         self.name = spec.name
         self.precision = precision
         self.device = torch.device(device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(spec.local_path, trust_remote_code=False)
-            self._config = AutoConfig.from_pretrained(spec.local_path, trust_remote_code=False)
-        except (OSError, ValueError) as err:
-            raise UnknownModelError(
-                f"cannot load reranker from {spec.local_path}: {str(err).splitlines()[0]}"
-            ) from None
+        require_safetensors(spec.local_path)
+        self.tokenizer, self._config = load_tokenizer_and_config(spec.local_path)
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
         self._sep_id = self.tokenizer.sep_token_id

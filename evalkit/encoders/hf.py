@@ -1,11 +1,13 @@
 """Hugging Face transformers adapter: tokenizer + AutoModel, mean or CLS pooling, optional L2 normalisation.
 
-Loading never runs remote code and prefers safetensors; ``.bin`` weights go through torch's weights-only loader.
+Loading never runs remote code and reads safetensors only: pickled weights (``.bin``, ``.pt``) can run code when
+unpickled and are refused with one line (BGE-M3's small head files are the one exception, see ``bge_m3.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -15,21 +17,53 @@ import torch
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_NOT_READ_SUFFIXES = (*PICKLED_SUFFIXES, ".md", ".onnx", ".h5", ".msgpack", ".ot", ".png", ".jpg", ".gif")
+_NOT_READ_NAMES = (".gitattributes", ".gitignore", "LICENSE", "LICENSE.txt", "NOTICE")
+
+
+def _read_files(folder: Path) -> Iterator[Path]:
+    """Every file of ``folder`` that a loader may read: the top level (weights, configs, every tokenizer file) and
+    the sentence-transformers module folders (``1_Pooling``, ``2_Dense``, ...), less what no loader here reads
+    (docs, pickled or ONNX weights). A file we cannot rule out counts: an extra file costs a re-encode, a missed
+    one serves stale vectors."""
+    for path in folder.iterdir():
+        if path.name.startswith(".") or path.name in _NOT_READ_NAMES:
+            continue
+        if path.is_file() and path.suffix not in _NOT_READ_SUFFIXES:
+            yield path
+        elif path.is_dir() and path.name[:1].isdigit() and "_" in path.name:  # a sentence-transformers module
+            yield from (p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
 
 def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 over the weight and config files' contents, so a renamed or retrained folder is told apart."""
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and (p.suffix in {".safetensors", ".bin"} or p.name in {"config.json", "tokenizer.json"})
-    )
+    """SHA-256 over every file that changes a vector (weights, model and tokenizer configs, vocabularies, special
+    tokens, module configs), each with its path relative to the folder, in a stable order: editing any of them
+    names another cache namespace, so vectors of the old files are never served for the new ones."""
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
+    for path in sorted(_read_files(folder), key=lambda p: p.relative_to(folder).as_posix()):
+        digest.update(path.relative_to(folder).as_posix().encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        file_digest = hashlib.sha256()
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+                file_digest.update(block)
+        digest.update(file_digest.digest())
     return digest.hexdigest()
+
+
+def require_safetensors(folder: Path) -> None:
+    """Refuse, before any work, a folder whose only weights are pickled (unpickling can run code)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in PICKLED_SUFFIXES)
+    pickled = [p for p in pickled if p.name not in ("sparse_linear.pt", "colbert_linear.pt", "training_args.bin")]
+    if pickled:
+        raise UnknownModelError(
+            "pickled weights are not loaded; convert to safetensors (e.g. `model.save_pretrained(folder, "
+            "safe_serialization=True)`)",
+            file=pickled[0],
+        )
 
 
 def padded_batch(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,18 +78,32 @@ def padded_batch(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor,
 
 
 def load_weights(model_class: type, folder: Path, config: object, **options: object) -> torch.nn.Module:
-    """``model_class.from_pretrained`` as evalkit loads every model: never remote code, safetensors when present,
-    and a load failure as one line naming the folder."""
+    """``model_class.from_pretrained`` as evalkit loads every model: never remote code, safetensors only, and a
+    load failure as one line naming the folder."""
     try:
         return model_class.from_pretrained(  # type: ignore[attr-defined]
             folder,
             config=config,
             trust_remote_code=False,
-            use_safetensors=any(Path(folder).glob("*.safetensors")),
+            use_safetensors=True,
             **options,
         )
     except (OSError, ValueError) as err:
         raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+
+
+def load_tokenizer_and_config(folder: Path) -> tuple[object, object]:
+    """The folder's tokenizer and model config, or one line naming the folder: a malformed file in a model folder
+    is bad input (transformers raises many kinds of error for one), not a bug of evalkit."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except Exception as err:  # JSON, protobuf, sentencepiece and KeyError all mean "bad folder"
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnknownModelError(f"cannot load model from {folder}: {reason[:200]}", file=folder) from None
+    return tokenizer, config
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -94,16 +142,12 @@ class HFEncoder:
         self.device = torch.device(device)
         if self.device.type == "cpu" and precision == "fp16":
             raise EvalkitError("fp16 needs a GPU; on a CPU use --precision bf16", field="precision")
-        from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # the core shows one progress bar for the work that counts
         folder = spec.local_path
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-            self._config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-        except (OSError, ValueError) as err:
-            raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
+        require_safetensors(folder)
+        self.tokenizer, self._config = load_tokenizer_and_config(folder)
         self._autocast = self.device.type == "cuda" and precision != "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
@@ -140,20 +184,28 @@ class HFEncoder:
 
     @cached_property
     def _onnx_forward(self):
-        """The exported graph, exported and checked against torch on first use, then reused from disk."""
+        """The exported graph, read back when its recorded checksum holds; exported and checked against torch
+        otherwise (first use, or a graph damaged or changed since its export)."""
         from transformers import AutoModel
 
         from evalkit.cache.store import default_cache_dir
-        from evalkit.encoders.onnx_runtime import OnnxForward, export_checked
+        from evalkit.encoders.onnx_runtime import export_checked, open_verified
 
         root = self._artifact_dir if self._artifact_dir is not None else default_cache_dir()
         kind = "bert-tt" if self._uses_token_types else "plain"
         path = root / "onnx" / f"{self._weights_sha256[:32]}-{kind}-opset17.onnx"
-        if not path.is_file():
+        threads = torch.get_num_threads()
+        forward = open_verified(path, self._uses_token_types, threads)
+        if forward is None:
             assert self.spec.local_path is not None
             eager = load_weights(AutoModel, self.spec.local_path, self._config, attn_implementation="eager")
             export_checked(eager.eval(), self._uses_token_types, path)
-        return OnnxForward(path, self._uses_token_types, threads=torch.get_num_threads())
+            forward = open_verified(path, self._uses_token_types, threads)
+        if forward is None:
+            raise EvalkitError(
+                "the ONNX graph just exported does not match its checksum; use --runtime torch", file=path
+            )
+        return forward
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         return [prompt + text for text in texts] if prompt else list(texts)

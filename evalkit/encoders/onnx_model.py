@@ -22,6 +22,7 @@ from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec, resolve_model
 
 _NUMPY_INTS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_NOT_TOKENIZER_SUFFIXES = (".safetensors", ".onnx", ".onnx_data", ".bin", ".pt", ".pth", ".md", ".h5", ".msgpack")
 POOLED_OUTPUT_NAMES = ("sentence_embedding", "sentence_embeddings", "embeddings", "text_embeds")
 """Rank-2 outputs that are the sentence vector; a rank-2 ``pooler_output`` (BERT's CLS + tanh head) is not one."""
 
@@ -183,12 +184,17 @@ class OnnxModelEncoder:
 
     @cached_property
     def _tokenizer_sha256(self) -> str:
-        files = [self.tokenizer_path / name for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")]
+        """Every top-level file of the tokenizer's folder but weights and docs: tokenizer.json, its config, special
+        tokens, added tokens, vocabularies and merges, and config.json (which can pick the tokenizer class)."""
+        files = sorted(
+            path
+            for path in self.tokenizer_path.iterdir()
+            if path.is_file() and not path.name.startswith(".") and path.suffix not in _NOT_TOKENIZER_SUFFIXES
+        )
         digest = hashlib.sha256()
         for path in files:
-            if path.is_file():
-                digest.update(path.name.encode())
-                digest.update(file_sha256(path).encode())
+            digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+            digest.update(file_sha256(path).encode())
         return digest.hexdigest()
 
     def fingerprint(self) -> dict[str, object]:

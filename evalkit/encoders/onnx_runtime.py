@@ -3,13 +3,17 @@
 Measured on the dev box (``reports/bench/fp32_paths.md``): ONNX Runtime's own GEMMs run about twice as fast as
 torch's MKL ones on an AMD processor, with vectors equal to torch's within fp32 rounding. The graph is exported once
 per weights fingerprint, checked against torch on two batch shapes before it is trusted (a traced graph can freeze a
-shape-dependent branch), and kept beside the embedding cache so later runs skip the export.
+shape-dependent branch), and kept beside the embedding cache so later runs skip the export. Its SHA-256 is recorded
+at export (``<graph>.sha256``) and checked on every load: a graph changed or truncated since is removed and exported
+again, never run under the faithful key.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
 import warnings
@@ -19,6 +23,8 @@ import numpy as np
 import torch
 
 from evalkit.errors import EvalkitError
+
+logger = logging.getLogger(__name__)
 
 EXPORT_TOLERANCE = 1e-4  # max abs difference of hidden states on the probe batches; fp32 rounding gives ~1e-6
 
@@ -107,10 +113,62 @@ def export_checked(model: torch.nn.Module, uses_token_types: bool, target: Path)
                         f"of shape {tuple(ids.shape)}; use --runtime torch",
                         field="runtime",
                     )
-        os.replace(tmp, target)
+        _write_checksum(target, _file_sha256(tmp))
+        os.replace(tmp, target)  # after the checksum: a graph on disk always has one (a stale one fails, safely)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def checksum_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_checksum(graph: Path, sha256: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{graph.name}.", suffix=".sha256.tmp", dir=graph.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(sha256 + "\n")
+        os.replace(tmp_name, checksum_path(graph))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+
+
+def _discard(graph: Path, reason: str) -> None:
+    logger.warning("ONNX graph %s: %s; exporting it again", graph, reason)
+    for path in (graph, checksum_path(graph)):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            path.unlink()
+
+
+def open_verified(graph: Path, uses_token_types: bool, threads: int) -> OnnxForward | None:
+    """The graph's forward pass if it matches the checksum recorded at its export; None when there is no graph, or
+    it was changed, truncated or cannot be loaded (it is then removed, so the caller exports it again)."""
+    if not graph.is_file():
+        return None
+    try:
+        recorded = checksum_path(graph).read_text(encoding="ascii").strip()
+        actual = _file_sha256(graph)
+    except (OSError, UnicodeDecodeError) as err:
+        _discard(graph, f"no readable checksum ({type(err).__name__})")
+        return None
+    if actual != recorded:
+        _discard(graph, "its SHA-256 is not the one recorded at export (changed or truncated)")
+        return None
+    try:
+        return OnnxForward(graph, uses_token_types, threads)
+    except Exception as err:  # onnxruntime raises its own types for a graph it cannot load
+        _discard(graph, f"ONNX Runtime cannot load it ({str(err).splitlines()[0][:120] if str(err) else err!r})")
+        return None
 
 
 class OnnxForward:

@@ -154,34 +154,109 @@ def packaged_weights(spec: ModelSpec) -> Path | None:
     return folder if folder is not None and (folder / marker).is_file() else None
 
 
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+"""The sentence-transformers modules evalkit computes; any other (Dense, LayerNorm, ...) would be silently skipped."""
+_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens")
+_OTHER_POOLING_MODES = (
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def _read_json(path: Path, kind: type) -> Any:
+    """A model folder's JSON file, or a one-line error naming it (and the line of a syntax error)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SpecError(f"not valid JSON: {err.msg} (column {err.colno})", file=path, line=err.lineno) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read it: {type(err).__name__}: {err}"[:200], file=path) from None
+    if not isinstance(value, kind):
+        expected = "an object" if kind is dict else "an array"
+        raise SpecError(f"expected {expected} at the top level, got {type(value).__name__}", file=path)
+    return value
+
+
+def _pooling_from(path: Path) -> str:
+    """``cls`` or ``mean``; a pooling evalkit does not compute is refused rather than replaced by mean."""
+    config = _read_json(path, dict)
+    for key in (*_POOLING_MODES, *_OTHER_POOLING_MODES, "include_prompt"):
+        if key in config and not isinstance(config[key], bool):
+            raise SpecError(f"expected true or false, got {config[key]!r}"[:120], file=path, field=key)
+    other = [key for key in _OTHER_POOLING_MODES if config.get(key)]
+    if other:
+        raise SpecError("this pooling is not supported here (mean or CLS only)", file=path, field=other[0])
+    if all(config.get(key) for key in _POOLING_MODES):
+        raise SpecError("CLS and mean pooling together is not supported", file=path, field=_POOLING_MODES[0])
+    if config.get("include_prompt") is False:
+        raise SpecError("pooling without the prompt's tokens is not supported", file=path, field="include_prompt")
+    return "cls" if config.get("pooling_mode_cls_token") else "mean"
+
+
+def _normalize_from(path: Path) -> bool:
+    """Whether the module list ends in a Normalize; a module that would change vectors unseen is refused."""
+    modules = _read_json(path, list)
+    types = []
+    for number, module in enumerate(modules):
+        kind = module.get("type") if isinstance(module, dict) else None
+        if not isinstance(kind, str):
+            raise SpecError(f"module {number} has no 'type' string", file=path, field="type")
+        if kind.rsplit(".", 1)[-1] not in _ST_MODULES:
+            raise SpecError(
+                f"module {number} is a {kind}, which evalkit does not compute (only {', '.join(_ST_MODULES)})",
+                file=path,
+                field="type",
+            )
+        types.append(kind)
+    return any(t.endswith("Normalize") for t in types)
+
+
 def _settings_from_folder(folder: Path) -> dict[str, Any]:
-    """Pooling, normalisation and max length from a sentence-transformers folder, when it is one."""
+    """Pooling, normalisation, prompts and max length from a sentence-transformers folder, when it is one.
+
+    Each file is checked as it is read: a malformed one, or a setting evalkit would not honour (max pooling, a
+    Dense module, lower-casing), is a one-line error naming the file and field, never a default put in its place.
+    """
     settings: dict[str, Any] = {}
     pooling_config = folder / "1_Pooling" / "config.json"
     if pooling_config.is_file():
-        config = json.loads(pooling_config.read_text())
-        settings["pooling"] = "cls" if config.get("pooling_mode_cls_token") else "mean"
+        settings["pooling"] = _pooling_from(pooling_config)
     modules = folder / "modules.json"
     if modules.is_file():
-        types = [m.get("type", "") for m in json.loads(modules.read_text())]
-        settings["normalize"] = any(t.endswith("Normalize") for t in types)
+        settings["normalize"] = _normalize_from(modules)
     st_prompts = folder / "config_sentence_transformers.json"
     if st_prompts.is_file():
-        prompts = json.loads(st_prompts.read_text()).get("prompts") or {}
+        prompts = _read_json(st_prompts, dict).get("prompts") or {}
+        if not isinstance(prompts, dict):
+            raise SpecError("expected an object of prompt name to text", file=st_prompts, field="prompts")
         settings["prompts"] = {k: v for k, v in prompts.items() if isinstance(v, str) and v}
     st_config = folder / "sentence_bert_config.json"
     if st_config.is_file():
-        max_length = json.loads(st_config.read_text()).get("max_seq_length")
-        if isinstance(max_length, int):
-            settings["max_length"] = max_length
+        settings.update(_max_length_from(st_config))
     return settings
 
 
+def _max_length_from(path: Path) -> dict[str, int]:
+    config = _read_json(path, dict)
+    tokenizer_config = path.with_name("tokenizer_config.json")
+    lowers_anyway = tokenizer_config.is_file() and _read_json(tokenizer_config, dict).get("do_lower_case") is True
+    if config.get("do_lower_case") and not lowers_anyway:  # sentence-transformers lower-cases; evalkit would not
+        raise SpecError("lower-casing the input is not supported here", file=path, field="do_lower_case")
+    max_length = config.get("max_seq_length")
+    if max_length is None:
+        return {}
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise SpecError(f"expected a positive integer, got {max_length!r}"[:120], file=path, field="max_seq_length")
+    return {"max_length": max_length}
+
+
 def _download_from_hub(repo_id: str, revision: str | None) -> Path:
-    """Fetch a model's weights and configs (safetensors preferred, no code files) from the hub."""
+    """Fetch a model's weights and configs (safetensors only, no code files, nothing pickled) from the hub."""
     from huggingface_hub import snapshot_download
 
-    # BGE-M3's sparse and ColBERT heads are torch state dicts beside the weights (loaded weights-only).
+    # BGE-M3's sparse and ColBERT heads are small torch state dicts beside the weights (loaded weights-only).
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*", "sparse_linear.pt", "colbert_linear.pt"]
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
@@ -192,8 +267,10 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
             f"hub ({type(err).__name__}: {reason[:160]}); `evalkit models` lists the registry"
         ) from None
     if not any(folder.glob("*.safetensors")):
-        # Only non-safetensors weights exist; fetch them too (loaded with torch's weights-only unpickler).
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=[*patterns, "*.bin"]))
+        raise UnknownModelError(
+            f"model '{repo_id}' has no safetensors weights on the hub: pickled weights are not loaded; convert to "
+            "safetensors"
+        )
     return folder
 
 
