@@ -17,18 +17,26 @@ The adapter keeps to the core's protocol with two choices:
 
 Blank texts are not sent (the endpoint rejects them); they get a zero vector, as mteb's OpenAI wrapper gives them.
 Only the standard library is used (urllib), so the adapter adds no dependency.
+
+The endpoint is trusted with the key, nothing else is: redirects are never followed (urllib would resend the
+``Authorization`` header to whatever host a 3xx names, and turn the POST into a GET), so a 3xx is an error naming
+the endpoint; the key goes over plain ``http://`` only to a loopback host, unless the user opts in with
+``EVALKIT_ALLOW_INSECURE_HTTP=1`` (or ``allow_insecure_http=True``); a body is read up to ``max_response_bytes``
+and no further, and a ``Retry-After`` is waited out for at most ``max_backoff_s``.
 """
 
 from __future__ import annotations
 
 import email.utils
 import http.client
+import ipaddress
 import json
 import math
 import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +48,9 @@ from evalkit.errors import EvalkitError
 
 CHARS_PER_PSEUDO_TOKEN = 4
 MAX_PSEUDO_TOKENS = 8192
+MAX_RESPONSE_BYTES = 256 * 2**20  # 256 texts x 3,072 dimensions as JSON is ~16 MB; far more is not an answer
+MAX_ERROR_BODY_BYTES = 64 * 2**10
+INSECURE_HTTP_ENV = "EVALKIT_ALLOW_INSECURE_HTTP"
 
 
 class EmbeddingAPIError(EvalkitError):
@@ -63,9 +74,11 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time)
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -101,7 +114,7 @@ def parse_embeddings(payload: Any, n_inputs: int, *, dimensions: int | None, sou
         embedding = item.get("embedding")
         try:
             vector = np.asarray(embedding, dtype=np.float32) if isinstance(embedding, list) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             vector = None
         if vector is None or vector.ndim != 1 or len(vector) == 0 or not np.isfinite(vector).all():
             shown = type(embedding).__name__ if not isinstance(embedding, list) else "a list with other values"
@@ -118,13 +131,61 @@ def parse_embeddings(payload: Any, n_inputs: int, *, dimensions: int | None, sou
     return vectors if vectors is not None else np.zeros((0, dimensions or 0), dtype=np.float32)
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(base_url: str, *, allow_insecure_http: bool | None = None) -> str:
+    """``base_url`` without its trailing ``/`` if the API key may be sent there; else an error naming the field.
+
+    Plain ``http://`` is for loopback only (a local server or tunnel): elsewhere anyone on the path reads the key.
+    ``allow_insecure_http`` (default: ``$EVALKIT_ALLOW_INSECURE_HTTP`` is ``1``) lifts that for a trusted network.
+    Runs before any request, so a refusal costs nothing.
+    """
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - an out-of-range or non-numeric port raises here
+    except ValueError as err:
+        raise EvalkitError(f"not a URL: {err}", file=base_url, field="api_base_url") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise EvalkitError("expected an http(s)://host/... URL", file=base_url, field="api_base_url")
+    if parts.username is not None or parts.password is not None:
+        raise EvalkitError("credentials in the URL; give the key through api_key_env", field="api_base_url")
+    if allow_insecure_http is None:
+        allow_insecure_http = os.environ.get(INSECURE_HTTP_ENV, "") == "1"
+    if parts.scheme == "http" and not _is_loopback(host) and not allow_insecure_http:
+        raise EvalkitError(
+            f"plain http to '{host}' would send the API key and the texts unencrypted; use https, or set "
+            f"{INSECURE_HTTP_ENV}=1 for a trusted network",
+            file=base_url,
+            field="api_base_url",
+        )
+    return base_url.rstrip("/")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx comes back as an ``HTTPError``: following it would hand the key to another host."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 class RemoteEmbeddingEncoder:
     """An embedding model behind an OpenAI-compatible ``/embeddings`` endpoint.
 
     ``base_url`` ends before ``/embeddings`` (``https://api.openai.com/v1``); ``model`` is the id the endpoint
     knows; the API key, if any, is read from the environment variable ``api_key_env`` at the first request.
     ``dimensions`` is sent only when set (models with shortenable vectors). ``embedding_dim`` gives blank texts
-    their zero vector's size before any response has shown it.
+    their zero vector's size before any response has shown it. ``allow_insecure_http``: see :func:`check_endpoint`.
     """
 
     def __init__(
@@ -141,6 +202,8 @@ class RemoteEmbeddingEncoder:
         requests_per_minute: float | None = None,
         retry: RetryPolicy | None = None,
         timeout_s: float = 60.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        allow_insecure_http: bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -151,7 +214,7 @@ class RemoteEmbeddingEncoder:
                 f"requests_per_minute must be positive, got {requests_per_minute}", field="requests_per_minute"
             )
         self.name = name
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_endpoint(base_url, allow_insecure_http=allow_insecure_http)
         self.url = f"{self.base_url}/embeddings"
         self.model = model
         self.api_key_env = api_key_env
@@ -161,6 +224,7 @@ class RemoteEmbeddingEncoder:
         self.max_chars_per_request = max_chars_per_request
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
+        self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self._clock = clock
         self._min_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
@@ -257,12 +321,13 @@ class RemoteEmbeddingEncoder:
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             wait: float | None = None
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
+                with _OPENER.open(request, timeout=self.timeout_s) as response:
+                    raw = self._read_bounded(response)
             except urllib.error.HTTPError as err:
-                detail = _error_detail(err)
+                if 300 <= err.code < 400:
+                    raise self._redirect_error(err) from None
                 if err.code != 429 and err.code < 500:
-                    raise EmbeddingAPIError(f"HTTP {err.code}: {detail}", file=self.url) from None
+                    raise EmbeddingAPIError(f"HTTP {err.code}: {_error_detail(err)}", file=self.url) from None
                 failures.append(f"HTTP {err.code}")
                 wait = retry_after_seconds(err.headers.get("Retry-After") if err.headers else None)
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
@@ -272,14 +337,40 @@ class RemoteEmbeddingEncoder:
             else:
                 try:
                     return json.loads(raw)
-                except ValueError as err:
+                except (ValueError, RecursionError) as err:
+                    reason = err if isinstance(err, ValueError) else "nested too deeply"
                     raise EmbeddingAPIError(
-                        f"the response is not JSON ({err})", file=self.url, field="(body)"
+                        f"the response is not JSON ({reason})", file=self.url, field="(body)"
                     ) from None
             if attempt == self.retry.max_retries:
                 break
-            self._sleep(wait if wait is not None else self.retry.backoff(attempt))
+            self._sleep(min(wait, self.retry.max_backoff_s) if wait is not None else self.retry.backoff(attempt))
         raise EmbeddingAPIError(f"no answer after {len(failures)} attempts ({', '.join(failures[-3:])})", file=self.url)
+
+    def _read_bounded(self, response: http.client.HTTPResponse) -> bytes:
+        """The body, refused (never read whole) past ``max_response_bytes``: a hostile endpoint cannot fill memory."""
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_response_bytes:
+            raise self._too_large(f"declares {int(declared):,} bytes")
+        raw = response.read(self.max_response_bytes + 1)
+        if len(raw) > self.max_response_bytes:
+            raise self._too_large("is longer")
+        return raw
+
+    def _too_large(self, what: str) -> EmbeddingAPIError:
+        return EmbeddingAPIError(
+            f"the response {what}; at most {self.max_response_bytes:,} bytes are read (max_response_bytes)",
+            file=self.url,
+            field="(body)",
+        )
+
+    def _redirect_error(self, err: urllib.error.HTTPError) -> EmbeddingAPIError:
+        target = " ".join(str(err.headers.get("Location", "") if err.headers else "").split())[:200]
+        return EmbeddingAPIError(
+            f"HTTP {err.code}: the endpoint redirects to '{target}'; redirects are not followed (the API key stays "
+            "with the configured host): set api_base_url to the final address",
+            file=self.url,
+        )
 
     def fingerprint(self) -> dict[str, object]:
         return {
@@ -295,11 +386,12 @@ class RemoteEmbeddingEncoder:
 def _error_detail(err: urllib.error.HTTPError) -> str:
     """The endpoint's own error message (OpenAI's ``{"error": {"message": ...}}``), else the start of the body."""
     try:
-        body = err.read().decode("utf-8", "replace")
-    except OSError:
-        return err.reason or ""
+        body = err.read(MAX_ERROR_BODY_BYTES).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return str(err.reason or "")
     try:
         message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         message = body
-    return " ".join(str(message).split())[:300] or str(err.reason)
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(message).split()))
+    return shown[:300] or str(err.reason)

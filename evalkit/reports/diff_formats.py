@@ -1,11 +1,14 @@
-"""A run diff as a pull-request comment (Markdown) and as JUnit XML (one test case per task) for CI dashboards."""
+"""A run diff as a pull-request comment (Markdown) and as JUnit XML (one test case per task) for CI dashboards.
+
+Names come from result files: every one goes through its format's escape (``escape_markdown``, ``escape_xml``).
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 from evalkit.reports.diff import RunDiff, comparison_cells, describe_settings
-from evalkit.reports.escape import escape_markdown
+from evalkit.reports.escape import escape_markdown, escape_xml
 
 
 def format_markdown(diff: RunDiff) -> str:
@@ -36,7 +39,7 @@ def format_junit(diff: RunDiff) -> str:
     """One ``testcase`` per task; a regression is a ``failure``, an untested task carries its reason."""
     suite = ET.Element(
         "testsuite",
-        name=f"evalkit diff {diff.candidate.label} vs {diff.baseline.label}",
+        name=escape_xml(f"evalkit diff {diff.candidate.label} vs {diff.baseline.label}"),
         tests=str(len(diff.tasks)),
         failures=str(len(diff.regressions)),
         errors="0",
@@ -48,15 +51,16 @@ def format_junit(diff: RunDiff) -> str:
         ("candidate", diff.candidate.label),
         ("test", describe_settings(diff.settings, len(diff.tasks))),
     ):
-        ET.SubElement(properties, "property", name=key, value=value)
+        ET.SubElement(properties, "property", name=key, value=escape_xml(value))
     for task in diff.tasks:
         row = comparison_cells(task)
-        case = ET.SubElement(suite, "testcase", classname=f"evalkit.diff.{task.task_type}", name=task.task)
-        summary = "; ".join(f"{k}: {v}" for k, v in row.items() if v and k not in {"task", "type"})
+        case = ET.SubElement(
+            suite, "testcase", classname=escape_xml(f"evalkit.diff.{task.task_type}"), name=escape_xml(task.task)
+        )
+        summary = escape_xml("; ".join(f"{k}: {v}" for k, v in row.items() if v and k not in {"task", "type"}))
         if task.regression:
-            failure = ET.SubElement(
-                case, "failure", message=f"{task.task} dropped {row['delta']} points", type="regression"
-            )
+            message = escape_xml(f"{task.task} dropped {row['delta']} points")
+            failure = ET.SubElement(case, "failure", message=message, type="regression")
             failure.text = summary
         ET.SubElement(case, "system-out").text = summary
     ET.indent(suite)

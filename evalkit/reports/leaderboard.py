@@ -24,6 +24,7 @@ from evalkit.errors import DataError
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
 from evalkit.reports.escape import escape_csv_cell, escape_html, escape_latex, escape_markdown
 from evalkit.results.benchmark_scores import TaskResultFile, benchmark_scores, load_model_results, task_score
+from evalkit.safe_paths import ensure_within
 
 FORMATS = ("md", "csv", "html", "latex")
 
@@ -68,7 +69,12 @@ def model_folders(paths: Sequence[Path]) -> list[Path]:
             continue
         level = [path]
         for _ in range(2):
-            level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
+            level = sorted(
+                ensure_within(path, child, what="results folder")  # a link out of the folder given is refused
+                for folder in level
+                for child in folder.iterdir()
+                if child.is_dir()
+            )
             models = [folder for folder in level if _is_model_folder(folder) or _has_task_files(folder)]
             if models:
                 found.extend(models)
@@ -133,7 +139,11 @@ def revision_folders(folders: Sequence[Path]) -> list[Path]:
         if _has_task_files(folder):
             expanded.append(folder)
         else:
-            expanded += sorted(child for child in folder.iterdir() if child.is_dir() and _has_task_files(child))
+            expanded += sorted(
+                ensure_within(folder, child, what="revision folder")
+                for child in folder.iterdir()
+                if child.is_dir() and _has_task_files(child)
+            )
     return expanded
 
 
@@ -242,12 +252,11 @@ def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["Rank (Borda)", "Model", "Revision", *(header for header, _ in columns)])
+        names = ["Rank (Borda)", "Model", "Revision", *(name for name, _ in columns)]
+        writer.writerow([escape_csv_cell(text) for text in names])  # task names are headers: "=cmd|..." too
         for row in board.rows:
-            writer.writerow(
-                [row.rank, escape_csv_cell(row.model), escape_csv_cell(row.revision or "")]
-                + [cell(row, key, ("", "")) for _, key in columns]
-            )
+            cells = [row.rank, row.model, row.revision or "", *(cell(row, key, ("", "")) for _, key in columns)]
+            writer.writerow([escape_csv_cell(text) for text in cells])
         return buffer.getvalue()
     if fmt == "md":
         title = f"Leaderboard: {escape_markdown(board.benchmark)}" if board.benchmark else "Leaderboard"

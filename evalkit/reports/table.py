@@ -9,6 +9,7 @@ from statistics import fmean
 
 from evalkit.errors import DataError
 from evalkit.registry.tasks import TaskRegistry
+from evalkit.reports.escape import escape_markdown
 from evalkit.results.task_result import read_task_result
 
 
@@ -40,9 +41,14 @@ def score_row(result_file: Path, registry: TaskRegistry) -> ScoreRow:
 
 
 def format_table(rows: Sequence[ScoreRow], *, model: str) -> str:
-    """Scores ×100 with two decimals, grouped by type, with per-type and overall means over tasks."""
+    """Scores ×100 with two decimals, grouped by type, with per-type and overall means over tasks.
+
+    The table is Markdown (pasted into PRs and READMEs) printed to a terminal: every name from a result file or the
+    command line goes through ``escape_markdown``, so ``|`` cannot shift columns and ESC cannot reach the terminal.
+    """
+    md = escape_markdown
     lines = [
-        f"model: {model}",
+        f"model: {md(model)}",
         "",
         "| type | task | splits | main score | score |",
         "| --- | --- | --- | --- | ---: |",
@@ -53,9 +59,10 @@ def format_table(rows: Sequence[ScoreRow], *, model: str) -> str:
     for task_type, typed in by_type.items():
         for row in typed:
             lines.append(
-                f"| {task_type} | {row.task} | {', '.join(row.splits)} | {row.metric} | {100 * row.score:.2f} |"
+                f"| {md(task_type)} | {md(row.task)} | {md(', '.join(row.splits))} | {md(row.metric)} "
+                f"| {100 * row.score:.2f} |"
             )
-        lines.append(f"| {task_type} | *average of {len(typed)}* | | | {100 * fmean(r.score for r in typed):.2f} |")
+        lines.append(f"| {md(task_type)} | *average of {len(typed)}* | | | {100 * fmean(r.score for r in typed):.2f} |")
     if len(by_type) > 1:
         lines.append(f"| all | *average of {len(rows)}* | | | {100 * fmean(r.score for r in rows):.2f} |")
     return "\n".join(lines)
