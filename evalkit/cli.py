@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.errors import EXIT_INTERNAL, EvalkitError
+from evalkit.reports.escape import escape_terminal
 
 if TYPE_CHECKING:
     from evalkit.registry.tasks import TaskSpec
@@ -19,6 +20,7 @@ EXIT_INCOMPLETE = 3
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    rows = [[escape_terminal(c) for c in row] for row in rows]  # names from spec files reach the terminal inert
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -199,14 +201,16 @@ def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
     lines = [f"\n{scores.benchmark}: mean over tasks {fmt(scores.mean)}"]
     lines += [f"  {task_type}: {fmt(value)}" for task_type, value in sorted(scores.per_type.items())]
     if scores.missing:
-        lines.append(f"  missing ({len(scores.missing)}): {', '.join(scores.missing)}")
+        lines.append(f"  missing ({len(scores.missing)}): {escape_terminal(', '.join(scores.missing))}")
     for table in language_tables(files, benchmark):  # the BGE-M3 paper's per-language tables (MIRACL, MKQA)
         rows = [["language", *table.metrics]]
         rows += [[lang, *(fmt(table.scores[lang][m]) for m in table.metrics)] for lang in table.languages]
         rows.append(["average", *(fmt(table.average[m]) for m in table.metrics)])
+        rows = [[escape_terminal(cell) for cell in row] for row in rows]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         rows.insert(1, ["-" * w for w in widths])
-        lines.append(f"\n{table.task} ({table.split}), per language" + (f": {table.note}" if table.note else ""))
+        title = f"{table.task} ({table.split}), per language" + (f": {table.note}" if table.note else "")
+        lines.append("\n" + escape_terminal(title))
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
@@ -351,18 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except EvalkitError as err:
-        print(f"evalkit: error: {one_line(str(err))}", file=sys.stderr)
+        print(f"evalkit: error: {escape_terminal(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # a bug: its own exit code, never one a CI script reads as a verdict
         return report_internal_error(err, debug=debug)
-
-
-def one_line(text: str) -> str:
-    """A message as one printable line: control characters (ESC, BEL, newlines) shown escaped, never sent raw."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(text.splitlines()))
 
 
 def report_internal_error(err: BaseException, *, debug: bool) -> int:
@@ -381,7 +380,7 @@ def report_internal_error(err: BaseException, *, debug: bool) -> int:
         saved = f"; traceback saved to {path}"
     except OSError:
         pass
-    message = one_line(f"{type(err).__name__}: {err}")[:300]
+    message = escape_terminal(f"{type(err).__name__}: {err}")[:300]
     print(f"evalkit: internal error (a bug in evalkit, please report it): {message}{saved}", file=sys.stderr)
     return EXIT_INTERNAL
 

@@ -500,6 +500,10 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     specs, skipped = plan.specs, list(plan.skipped)
     model, settings_tag = apply_model_overrides(resolve_model(config.model), config.model_overrides)
     preflight.check_model_name(model.name)
+    if model.adapter == "openai-api" and model.api_base_url:  # where the API key would go: checked before any data
+        from evalkit.encoders.remote_api import check_endpoint
+
+        check_endpoint(model.api_base_url)
     if model.adapter not in WEIGHTLESS_ADAPTERS:
         overridden = config.model_overrides.get("max_length") is not None
         preflight.check_max_length(model.max_length, model.local_path, overridden=overridden)
