@@ -14,6 +14,7 @@ from evalkit.reports.escape import escape_terminal
 
 if TYPE_CHECKING:
     from evalkit.registry.tasks import TaskSpec
+    from evalkit.runner import RunSummary
 
 EXIT_INCOMPLETE = 3
 """``evalkit run`` finished, but some tasks were skipped (their data was missing)."""
@@ -115,70 +116,27 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.options import RunOptions
     from evalkit.registry.tasks import default_registry
     from evalkit.reports.table import format_table, score_row
-    from evalkit.runner import RunConfig, default_data_dirs, run
-    from evalkit.search.fusion import parse_weights
+    from evalkit.runner import RunConfig, run
 
     registry = default_registry()
-    config = RunConfig(
-        model=args.model,
-        tasks=args.tasks or (),
-        benchmark=args.benchmark,
-        languages=args.lang or (),
-        data_dirs=args.data_dir or default_data_dirs(),
-        output_dir=args.output,
-        batch_size=args.batch_size,
-        token_budget=args.token_budget,
-        device=args.device,
-        precision=args.precision,
-        runtime=args.runtime,
-        search_backend=args.search_backend,
-        reranker=args.reranker,
-        rerank_top_k=args.rerank_top_k,
-        retrieval=args.retrieval,
-        weights=parse_weights(args.weights) if args.weights else {},
-        fusion=args.fusion,
-        candidates=args.candidates,
-        normalization=args.normalization,
-        sparse_model=args.sparse_model,
-        backend=args.backend,
-        ray_address=args.ray_address,
-        shard_dir=args.shard_dir,
-        shard_size=args.shard_size,
-        ray_workers=args.ray_workers,
-        model_overrides={
-            "pooling": args.pooling,
-            "max_length": args.max_length,
-            "normalize": args.normalize,
-            "query_instruction": args.query_instruction,
-        },
-        use_cache=not args.no_cache,
-        cache_dir=args.cache_dir,
-        allow_hub=not args.no_hub,
-        show_progress=not args.quiet,
-        command=["evalkit", *sys.argv[1:]],
-    )
-    summary = run(config, registry)
+    options = RunOptions.from_namespace(args, command=["evalkit", *sys.argv[1:]])
+    summary = run(RunConfig(args.model, options=options), registry)
     rows = [score_row(w.result_file, registry) for w in summary.written]
     print(format_table(rows, model=args.model))
     if summary.written:
         revision_dir = summary.written[0].result_file.parent
         print(f"\nresults: {revision_dir}")
-        if args.benchmark:
-            print(_benchmark_summary(revision_dir, args.benchmark))
-    stats = summary.embedding_stats
-    if summary.cache is not None:
-        size = summary.cache.size()
-        print(
-            f"embeddings: {stats.get('encoded', 0):,} texts encoded, {stats.get('cached', 0):,} read from the cache "
-            f"({summary.cache.store}: {size.entries:,} vectors, {size.bytes / 2**20:.1f} MiB)"
-        )
+        if options.selection.benchmark:
+            print(_benchmark_summary(revision_dir, options.selection.benchmark))
+    _print_cache_line(summary)
     if summary.skipped:
         print(f"\nskipped {len(summary.skipped)} task(s):", file=sys.stderr)
         for task in summary.skipped:
-            print(f"  {task.name}: {task.reason}", file=sys.stderr)
-        if not args.allow_missing:
+            print(f"  {escape_terminal(task.name)}: {escape_terminal(task.reason)}", file=sys.stderr)
+        if not options.selection.allow_missing:
             print(
                 f"evalkit: error: incomplete run ({len(summary.skipped)} of "
                 f"{len(summary.skipped) + len(summary.written)} tasks skipped); --allow-missing accepts that",
@@ -186,6 +144,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             return EXIT_INCOMPLETE
     return 0
+
+
+def _print_cache_line(summary: RunSummary) -> None:
+    stats = summary.embedding_stats
+    if summary.cache is not None:
+        size = summary.cache.size()
+        print(
+            f"embeddings: {stats.get('encoded', 0):,} texts encoded, {stats.get('cached', 0):,} read from the cache "
+            f"({summary.cache.store}: {size.entries:,} vectors, {size.bytes / 2**20:.1f} MiB)"
+        )
 
 
 def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
@@ -224,113 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_p = sub.add_parser("run", help="evaluate a model on tasks and write MTEB-format results")
     run_p.add_argument("--model", required=True, help="registry name, local folder, or hub id")
-    run_p.add_argument("--tasks", "--task", nargs="+", metavar="TASK", help="task names (see `evalkit tasks`)")
-    run_p.add_argument(
-        "--benchmark", help='a named benchmark, e.g. "MTEB(cmn, v1)" (alias C-MTEB), "MTEB(eng, v1)", BEIR'
-    )
-    run_p.add_argument(
-        "--lang",
-        action="append",
-        metavar="LANG",
-        help="keep only subsets in this language (eng or eng-Latn); repeatable",
-    )
-    run_p.add_argument(
-        "--allow-missing", action="store_true", help="exit 0 even when some tasks were skipped for missing data"
-    )
-    run_p.add_argument(
-        "--data-dir",
-        type=Path,
-        action="append",
-        help="local mirror holding <TaskName>/ folders (repeatable; default: $EVALKIT_DATA_DIR)",
-    )
-    run_p.add_argument("--output", type=Path, default=Path("results"), help="results root (default: results)")
-    run_p.add_argument("--token-budget", type=int, help="padded tokens per forward pass (default: CPU 4096; GPU 65536)")
-    run_p.add_argument("--batch-size", type=int, help="fixed texts per batch instead of a token budget")
-    run_p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    run_p.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="fp32 (faithful, default); bf16 on AMX CPUs and GPUs; fp16 on GPUs",
-    )
-    run_p.add_argument(
-        "--runtime",
-        choices=("auto", "torch", "onnx"),
-        default="auto",
-        help="forward pass: ONNX Runtime or torch; auto takes ONNX Runtime for fp32 on a CPU when installed",
-    )
-    run_p.add_argument(
-        "--reranker", metavar="MODEL", help="a cross-encoder (bge-reranker style) rescoring each query's top k"
-    )
-    run_p.add_argument("--rerank-top-k", type=int, default=100, help="candidates per query to rerank (default 100)")
-    run_p.add_argument(
-        "--search-backend",
-        choices=("numpy", "faiss"),
-        default="numpy",
-        help="exact top-k search: evalkit's chunked search (default) or faiss IndexFlatIP (pip install evalkit[faiss])",
-    )
-    retrieval = run_p.add_argument_group(
-        "retrieval (a non-dense retrieval lands in a revision folder tagged +retrieval-...)"
-    )
-    retrieval.add_argument(
-        "--retrieval",
-        choices=("dense", "sparse", "colbert", "hybrid"),
-        default="dense",
-        help="dense cosine (default); sparse term weights; colbert: MaxSim rerank of the dense candidates; hybrid",
-    )
-    retrieval.add_argument(
-        "--weights",
-        metavar="NAME=W,...",
-        help="hybrid weights, e.g. dense=1,sparse=0.3,colbert=1 (BGE-M3's, the default); 0 leaves one out",
-    )
-    retrieval.add_argument(
-        "--fusion",
-        choices=("weighted", "rrf"),
-        default="weighted",
-        help="hybrid: weighted sum of the retrievers' scores, or reciprocal rank fusion (k=60)",
-    )
-    retrieval.add_argument(
-        "--candidates", type=int, default=100, metavar="K", help="colbert and hybrid: first-stage depth (default 100)"
-    )
-    retrieval.add_argument(
-        "--normalization",
-        choices=("none", "min-max", "zmuv"),
-        default="none",
-        help="weighted hybrid: each retriever's scores per query raw (default, BGE-M3's) or normalised as ranx does",
-    )
-    retrieval.add_argument(
-        "--sparse-model",
-        metavar="MODEL",
-        help="hybrid of two models: the sparse retriever from MODEL (bm25, a SPLADE) and the dense one from --model",
-    )
-    scale = run_p.add_argument_group("past one machine (pip install 'evalkit[ray]')")
-    scale.add_argument(
-        "--backend",
-        choices=("local", "ray"),
-        default="local",
-        help="ray: encode and search retrieval corpora in shards on a Ray cluster (same vectors, same scores)",
-    )
-    scale.add_argument("--ray-address", metavar="HOST:PORT", help="a running Ray cluster (default: start a local one)")
-    scale.add_argument(
-        "--shard-dir", metavar="URL", help="shard store every worker reaches: a folder or fsspec URL (default: cache)"
-    )
-    scale.add_argument("--shard-size", type=int, default=1024, metavar="N", help="texts per shard (default 1024)")
-    scale.add_argument("--ray-workers", type=int, metavar="N", help="model replicas (default: one per GPU or CPU)")
-    settings = run_p.add_argument_group(
-        "model settings (ablations: the run lands in a revision folder tagged with what changed)"
-    )
-    settings.add_argument("--pooling", choices=("mean", "cls"), help="override the model's pooling")
-    settings.add_argument("--max-length", type=int, help="override the model's maximum tokens per text")
-    settings.add_argument(
-        "--normalize", action=argparse.BooleanOptionalAction, default=None, help="override L2 normalisation"
-    )
-    settings.add_argument("--query-instruction", metavar="TEXT", help="replace the model's query prompts with TEXT")
-    run_p.add_argument("--no-hub", action="store_true", help="never fall back to the Hugging Face hub")
-    run_p.add_argument("--quiet", action="store_true", help="no progress bars")
-    run_p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
-    run_p.add_argument(
-        "--cache-dir", type=Path, help="embedding cache folder (default: $EVALKIT_CACHE_DIR, else ~/.cache/evalkit)"
-    )
+    from evalkit.options import RunOptions
+
+    RunOptions.add_arguments(run_p)  # every option is declared once, on its section (evalkit/options/)
     run_p.set_defaults(func=cmd_run)
 
     tasks_p = sub.add_parser("tasks", help="list the known tasks")

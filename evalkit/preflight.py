@@ -25,21 +25,6 @@ _ABSOLUTE_POSITIONS = {"bert", "distilbert", "electra", "albert", "mpnet", "nomi
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
 
 
-def check_positive(value: int | None, option: str, *, allow_none: bool = True) -> None:
-    """An integer option that must be at least 1 (``None`` means "the default" where allowed)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EvalkitError(f"--{option.replace('_', '-')} must be a positive integer, got {value!r}", field=option)
-
-
-def check_choice(value: object, option: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise EvalkitError(
-            f"--{option.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}", field=option
-        )
-
-
 def check_writable_dir(path: Path, option: str) -> None:
     """``path`` is a folder that exists and can be written, or one that can be created (its nearest existing
     ancestor is a writable folder). Nothing is created here."""

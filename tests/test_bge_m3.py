@@ -190,9 +190,10 @@ def test_a_hybrid_run_lands_in_its_own_revision_and_records_its_settings(
     tiny_m3: Path, mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SciFact through `evalkit.runner.run` with the tiny model: plumbing (random weights' scores mean nothing)."""
+    import evalkit.pipeline.models
     import evalkit.runner as runner
 
-    monkeypatch.setattr(runner, "resolve_model", lambda name: spec_for(tiny_m3))
+    monkeypatch.setattr(evalkit.pipeline.models, "resolve_model", lambda name: spec_for(tiny_m3))
     config = runner.RunConfig(
         model="tiny",
         tasks=["SciFact"],

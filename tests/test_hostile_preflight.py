@@ -13,7 +13,8 @@ import pytest
 import torch
 from hostile import run_cli, snapshot
 
-import evalkit.runner
+import evalkit.pipeline.models
+import evalkit.pipeline.plan
 from evalkit import preflight
 from evalkit.errors import EXIT_INTERNAL
 
@@ -27,8 +28,8 @@ def no_compute(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run got past its up-front checks")
 
-    monkeypatch.setattr(evalkit.runner, "load_task_data", refuse)
-    monkeypatch.setattr(evalkit.runner, "load_encoder", refuse)
+    monkeypatch.setattr(evalkit.pipeline.plan, "load_task_data", refuse)
+    monkeypatch.setattr(evalkit.pipeline.models, "load_encoder", refuse)
 
 
 def _run(tmp_path: Path, mirror: Path, *extra: str) -> list[str]:
@@ -51,7 +52,8 @@ def _run(tmp_path: Path, mirror: Path, *extra: str) -> list[str]:
         (["--device", "cuda:97" if torch.cuda.is_available() else "cuda"], "--device"),
         (["--max-length", "100000"], "beyond the model's 512 positions"),
         (["--max-length", "0"], "max_length must be a positive integer"),
-        (["--sparse-model", ".."], "not a safe name"),
+        (["--retrieval", "hybrid", "--sparse-model", ".."], "not a safe name"),
+        (["--sparse-model", "bm25"], "applies to --retrieval hybrid only"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(
@@ -129,7 +131,7 @@ def test_an_internal_error_has_its_own_exit_code(
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a bug \x1b[31m in evalkit")
 
-    monkeypatch.setattr(evalkit.runner, "load_task_data", bug)
+    monkeypatch.setattr(evalkit.pipeline.plan, "load_task_data", bug)
     outcome = run_cli(_run(tmp_path, mirror), capsys)
     assert outcome.code == EXIT_INTERNAL  # never 1 (diff: regression) nor 2 (bad input)
     line = outcome.error_line

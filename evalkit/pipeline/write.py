@@ -1,0 +1,66 @@
+"""A task's results on disk: per-item scores and the run record first, the TaskResult last, each written whole.
+
+A result file present means its evidence is too: a run killed between two writes leaves no TaskResult without its
+side files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from importlib import metadata
+from typing import Any
+
+from evalkit.evaluators.outcome import TaskOutcome
+from evalkit.options import RunOptions
+from evalkit.pipeline.models import RunModels
+from evalkit.records import TaskData
+from evalkit.registry.models import ModelSpec
+from evalkit.registry.tasks import TaskSpec
+from evalkit.results.atomic import write_json, write_jsonl_gz
+from evalkit.results.layout import ResultsLayout
+from evalkit.results.run_record import run_record
+from evalkit.results.task_result import mteb_task_result, per_item_rows
+
+
+def model_meta(model: ModelSpec, revision: str) -> dict[str, object]:
+    """A ``model_meta.json`` with the fields mteb's result loader reads."""
+    return {
+        "name": model.name,
+        "revision": revision,
+        "release_date": None,
+        "languages": list(model.languages) or None,
+        "embed_dim": model.embedding_dim,
+        "max_tokens": model.max_length,
+        "similarity_fn_name": "cosine",
+        "framework": ["evalkit", "PyTorch"],
+        "loader": f"evalkit.{model.adapter}",
+    }
+
+
+def write_task(
+    layout: ResultsLayout,
+    spec: TaskSpec,
+    data: TaskData,
+    outcome: TaskOutcome,
+    models: RunModels,
+    options: RunOptions,
+    *,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+) -> None:
+    record: dict[str, Any] = run_record(
+        spec=spec,
+        data=data,
+        outcome=outcome,
+        model_fingerprint=models.encoder.fingerprint(),
+        run_settings=models.settings_record(options),
+        started_at=started_at,
+        finished_at=finished_at,
+        command=list(options.command) if options.command else sys.argv,
+    )
+    result = mteb_task_result(spec, outcome, mteb_version=metadata.version("mteb"), finished_at=finished_at)
+    write_jsonl_gz(layout.per_item(spec.name), per_item_rows(outcome))
+    write_json(layout.run_record(spec.name), record)
+    write_json(layout.model_meta, model_meta(models.model, layout.revision))
+    write_json(layout.task_result(spec.name), result)
