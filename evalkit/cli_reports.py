@@ -38,11 +38,12 @@ def _emit(text: str, out: Path | None) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from evalkit.reports.leaderboard import build_leaderboard, render
+    from evalkit.reports.api import leaderboard
+    from evalkit.reports.leaderboard import render
 
     if not 0 <= args.decimals <= MAX_DECIMALS:
         raise EvalkitError(f"must be in [0, {MAX_DECIMALS}], got {args.decimals}", field="--decimals")
-    board = build_leaderboard(args.results, args.benchmark, each_revision=args.each_revision)
+    board = leaderboard(args.results, args.benchmark, each_revision=args.each_revision)
     _emit(render(board, args.format, decimals=args.decimals), args.out)
     return 0
 
@@ -60,12 +61,11 @@ def _settings(args: argparse.Namespace) -> DiffSettings:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from evalkit.reports.diff import diff_runs, format_text
+    from evalkit.reports.api import diff as diff_of
+    from evalkit.reports.diff import format_text
     from evalkit.reports.diff_formats import format_junit, format_markdown
-    from evalkit.reports.runs import load_run
 
-    settings = _settings(args)
-    diff = diff_runs(load_run(args.baseline), load_run(args.candidate), settings)
+    diff = diff_of(args.baseline, args.candidate, settings=_settings(args))
     if args.markdown:
         _write(args.markdown, format_markdown(diff))
     if args.junit:
@@ -75,13 +75,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evalkit.reports.compare import compare_runs, format_compare_html, format_compare_markdown
-    from evalkit.reports.runs import load_run
+    from evalkit.reports.api import compare
+    from evalkit.reports.compare import format_compare_html, format_compare_markdown
 
-    settings = _settings(args)
-    baseline = load_run(args.baseline)
-    runs = [load_run(path) for path in args.runs]
-    diffs = compare_runs(baseline, runs, settings)
+    diffs = compare(args.baseline, args.runs, settings=_settings(args))
     markdown = format_compare_markdown(diffs)
     if args.html:
         _write(args.html, format_compare_html(diffs, title=args.title))

@@ -18,12 +18,8 @@ import pytest
 
 from evalkit.errors import DataError, SpecError, UnknownTaskError
 from evalkit.registry.benchmarks import get_benchmark, list_benchmarks, parse_benchmark_spec
-from evalkit.results.benchmark_scores import (
-    TaskResultFile,
-    benchmark_scores,
-    load_model_results,
-    load_task_result_file,
-)
+from evalkit.results.benchmark_scores import benchmark_scores, load_model_results
+from evalkit.results.record import TaskRecord, read_task_record
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
@@ -211,20 +207,20 @@ def test_every_shared_result_file_loads(shared_data: Path) -> None:
     for revision_dir in revision_dirs:
         on_disk = {p for p in revision_dir.glob("*.json") if p.name != "model_meta.json"}
         loaded = load_model_results(revision_dir)
-        assert {f.path for f in loaded} == on_disk
-        assert {f.task_name for f in loaded} == {p.stem for p in on_disk}
-        assert [f.path for f in load_model_results(revision_dir.parent)] == [f.path for f in loaded]
+        assert {f.result_file for f in loaded} == on_disk
+        assert {f.name for f in loaded} == {p.stem for p in on_disk}
+        assert [f.result_file for f in load_model_results(revision_dir.parent)] == [f.result_file for f in loaded]
         assert {f.model for f in loaded} == {revision_dir.parent.name.replace("__", "/")}
 
 
 def test_legacy_pre_1_11_files_are_converted(shared_data: Path) -> None:
     folder = shared_data / "mteb_results" / "results" / "BAAI__bge-small-zh-v1.5" / "no_revision_available"
-    files = {f.task_name: f for f in load_model_results(folder)}
+    files = {f.name: f for f in load_model_results(folder)}
     assert len(files) == 30
     assert files["Cmnli"].revision == "no_revision_available"  # no model_meta.json: identity from the path
-    cmnli = files["Cmnli"].result.scores["validation"][0]
+    cmnli = files["Cmnli"].scores["validation"][0]
     assert cmnli["main_score"] == cmnli["max_accuracy"]  # {"max": {"accuracy": …}} became max_accuracy
-    assert files["T2Reranking"].result.scores["dev"][0]["main_score"] is None  # only "map"; mteb now wants map_at_1000
+    assert files["T2Reranking"].scores["dev"][0]["main_score"] is None  # only "map"; mteb now wants map_at_1000
 
 
 def test_a_file_mteb_cannot_read_is_a_data_error(tmp_path: Path) -> None:
@@ -403,7 +399,7 @@ def test_cqadupstack_from_its_forums_as_mteb_aggregates_them(tmp_path: Path) -> 
 
     scores = benchmark_scores(files, bench)
     aggregate_task = mteb.get_task("CQADupstackRetrieval")
-    combined = aggregate_task.combine_task_results([f.result for f in files])
+    combined = aggregate_task.combine_task_results([mteb.TaskResult.from_disk(f.result_file) for f in files])
     assert scores.per_task["CQADupstackRetrieval"] == pytest.approx(combined.get_score(), abs=1e-12)
     assert "mean of its 12 member tasks" in scores.notes["CQADupstackRetrieval"]
     assert benchmark_scores(tmp_path, "MTEB(eng, v1)").per_task["CQADupstackRetrieval"] == pytest.approx(
@@ -426,19 +422,19 @@ def test_several_revisions_keep_one_file_per_task_by_mtebs_rule(tmp_path: Path) 
     old = _write_result(tmp_path / "org__m" / "no_revision_available", task, 0.1)
     new = _write_result(tmp_path / "org__m" / "abc123", task, 0.2)  # a real revision beats no_revision_available
     _write_result(tmp_path / "org__m" / "abc123", mteb.get_task("NFCorpus"), 0.3)
-    loaded = {f.task_name: f for f in load_model_results(tmp_path / "org__m")}
-    assert loaded["SciFact"].path == new and old.exists()
+    loaded = {f.name: f for f in load_model_results(tmp_path / "org__m")}
+    assert loaded["SciFact"].result_file == new and old.exists()
     older_mteb = json.loads(new.read_text(encoding="utf-8")) | {"mteb_version": "1.0.0"}
     (tmp_path / "org__m" / "zzz999").mkdir()
     (tmp_path / "org__m" / "zzz999" / "SciFact.json").write_text(json.dumps(older_mteb), encoding="utf-8")
-    assert {f.task_name: f for f in load_model_results(tmp_path / "org__m")}["SciFact"].path == new
+    assert {f.name: f for f in load_model_results(tmp_path / "org__m")}["SciFact"].result_file == new
 
 
 def test_scores_from_loaded_files_or_mteb_results(tmp_path: Path) -> None:
     path = _write_result(tmp_path, mteb.get_task("SciFact"), 0.25)
-    file = load_task_result_file(path)
-    for given in ([file], [file.result]):
+    file = read_task_record(path)
+    for given in ([file], [mteb.TaskResult.from_disk(path)]):
         scores = benchmark_scores(given, "BEIR")
         assert scores.per_task["SciFact"] == 0.25
         assert scores.model is None
-    assert isinstance(file, TaskResultFile) and file.task_name == "SciFact"
+    assert isinstance(file, TaskRecord) and file.name == "SciFact"

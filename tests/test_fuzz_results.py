@@ -27,7 +27,7 @@ from evalkit.errors import EvalkitError
 from evalkit.registry.tasks import TaskRegistry, default_registry
 from evalkit.reports.diff import DiffSettings, diff_runs
 from evalkit.reports.runs import Run, load_run
-from evalkit.results.benchmark_scores import load_model_results, task_score
+from evalkit.results.benchmark_scores import load_model_results, task_score  # task_score: the one rule, per task
 from evalkit.results.submit import submit_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,8 +197,8 @@ def test_any_result_or_meta_file_is_parsed_or_refused_by_the_leaderboard_reader(
         except EvalkitError:
             continue
         for file in files:
-            if file.task_name == "SciFact":
-                score, why = task_score(file.result, mteb.get_task("SciFact"))
+            if file.name == "SciFact":
+                score, why = task_score(file, mteb.get_task("SciFact"))
                 assert (score is None) != (why is None) and (score is None or np.isfinite(score))
 
 

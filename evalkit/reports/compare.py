@@ -117,40 +117,39 @@ figure { margin: 1.5rem 0; }
 """
 
 
-def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablation comparison") -> str:
-    baseline = diffs[0].baseline
-    tasks = _all_tasks(diffs)
-    labels = [_run_label(d.candidate, baseline) for d in diffs]
-    header = "".join(f"<th>{escape_html(label)}</th>" for label in labels)
+def _html_rows(diffs: Sequence[RunDiff], tasks: list[str]) -> list[str]:
     rows = []
     for name in tasks:
         found = [next((t for t in d.tasks if t.task == name), None) for d in diffs]
         first = next(t for t in found if t is not None)
-        cells = []
-        for t in found:
-            if t is None:
-                cells.append("<td>—</td>")
-                continue
-            css = "up" if t.significant and t.delta > 0 else "down" if t.significant and t.delta < 0 else ""
-            detail = ""
-            if t.test is not None:
-                detail = (
-                    f"CI [{100 * t.test.ci_low:+.2f}, {100 * t.test.ci_high:+.2f}], p (Holm) {t.p_adjusted:.4f}, "
-                    f"W/T/L {t.test.wins}/{t.test.ties}/{t.test.losses}"
-                )
-            else:
-                detail = f"untested: {t.note}"
-            cells.append(
-                f'<td class="{css}" title="{escape_html(detail)}">{100 * t.candidate:.2f} '
-                f"({100 * t.delta:+.2f}) {_marker(t)}</td>"
-            )
+        cells = [_html_cell(t) for t in found]
         rows.append(
             f"<tr><td>{escape_html(name)} <small>({escape_html(first.task_type)}, "
             f"{escape_html(first.main_score)})</small></td><td>{100 * first.baseline:.2f}</td>{''.join(cells)}</tr>"
         )
     tallies = "".join(f"<td>{b} / {s} / {w}</td>" for b, s, w in (_tally(d) for d in diffs))
     rows.append(f"<tr><td><em>better / same / worse</em></td><td></td>{tallies}</tr>")
+    return rows
 
+
+def _html_cell(t: TaskComparison | None) -> str:
+    if t is None:
+        return "<td>—</td>"
+    css = "up" if t.significant and t.delta > 0 else "down" if t.significant and t.delta < 0 else ""
+    if t.test is not None:
+        detail = (
+            f"CI [{100 * t.test.ci_low:+.2f}, {100 * t.test.ci_high:+.2f}], p (Holm) {t.p_adjusted:.4f}, "
+            f"W/T/L {t.test.wins}/{t.test.ties}/{t.test.losses}"
+        )
+    else:
+        detail = f"untested: {t.note}"
+    return (
+        f'<td class="{css}" title="{escape_html(detail)}">{100 * t.candidate:.2f} '
+        f"({100 * t.delta:+.2f}) {_marker(t)}</td>"
+    )
+
+
+def _html_charts(diffs: Sequence[RunDiff], labels: list[str]) -> list[str]:
     charts = []
     for diff, label in zip(diffs, labels, strict=True):
         intervals = [
@@ -172,6 +171,16 @@ def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablat
         means = _type_means(diff)
         series.append((label, [means[t][1] if t in means else None for t in types]))
     charts.append(f"<figure>{grouped_bars('Average main score per task type (×100)', types, series)}</figure>")
+    return charts
+
+
+def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablation comparison") -> str:
+    baseline = diffs[0].baseline
+    tasks = _all_tasks(diffs)
+    labels = [_run_label(d.candidate, baseline) for d in diffs]
+    header = "".join(f"<th>{escape_html(label)}</th>" for label in labels)
+    rows = _html_rows(diffs, tasks)
+    charts = _html_charts(diffs, labels)
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     method = escape_html(describe_settings(diffs[0].settings, len(tasks)))
     return f"""<!DOCTYPE html>

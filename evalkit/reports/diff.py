@@ -14,11 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from evalkit.errors import DataError, EvalkitError
 from evalkit.reports.escape import escape_terminal
-from evalkit.reports.runs import Run, TaskRun, paired_cells
+from evalkit.reports.runs import Run, paired_cells
+from evalkit.results.record import TaskRecord
 from evalkit.stats.paired import TESTS, PairedItems, PairedResult, holm, paired_test
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_RESAMPLES = 1_000_000  # beyond this a CI job runs for hours and the p-value gains nothing
 MAX_SEED = 2**63 - 1
@@ -100,7 +105,36 @@ class RunDiff:
 
     @property
     def exit_code(self) -> int:
+        """The CLI's: 1 for a significant regression, else 0 (what cannot be judged was raised, exit 2)."""
         return 1 if self.regressions else 0
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per task: scores (0-1), delta, interval, p-values, wins/ties/losses and the CLI's verdict."""
+        import pandas as pd
+
+        rows = []
+        for t in self.tasks:
+            test = t.test
+            rows.append(
+                {
+                    "task": t.task,
+                    "type": t.task_type,
+                    "main_score": t.main_score,
+                    "baseline": t.baseline,
+                    "candidate": t.candidate,
+                    "delta": t.delta,
+                    "ci_low": test.ci_low if test else math.nan,
+                    "ci_high": test.ci_high if test else math.nan,
+                    "p": test.p_value if test else math.nan,
+                    "p_holm": t.p_adjusted if t.p_adjusted is not None else math.nan,
+                    "wins": test.wins if test else None,
+                    "ties": test.ties if test else None,
+                    "losses": test.losses if test else None,
+                    "regression": t.regression,
+                    "verdict": comparison_cells(t)["verdict"],
+                }
+            )
+        return pd.DataFrame(rows)
 
     def verdict(self) -> str:
         """One line, the last a CI log shows."""
@@ -117,7 +151,7 @@ class RunDiff:
         )
 
 
-def _check_comparable(task: str, base: TaskRun, cand: TaskRun) -> None:
+def _check_comparable(task: str, base: TaskRecord, cand: TaskRecord) -> None:
     where = cand.result_file
     if base.cells.keys() != cand.cells.keys():
         raise NotComparableError(
@@ -145,24 +179,38 @@ def _check_comparable(task: str, base: TaskRun, cand: TaskRun) -> None:
         )
 
 
-def _finite_scores(base: TaskRun, cand: TaskRun, baseline: float, candidate: float, source: str) -> None:
+def _finite_scores(base: TaskRecord, cand: TaskRecord, baseline: float, candidate: float, source: str) -> None:
     """A drop from or to NaN is no verdict, neither "OK" nor "regression": refuse it (exit 2)."""
     for side, score in ((base, baseline), (cand, candidate)):
         if not math.isfinite(score):
             raise DataError(f"{base.name}: {source} no finite main score, nothing to judge", file=side.result_file)
 
 
-def _prepare(name: str, base: TaskRun, cand: TaskRun) -> tuple[list[PairedItems] | None, str | None]:
+def _file_scores(base: TaskRecord, cand: TaskRecord) -> tuple[float, float]:
+    """Both sides' task scores by the one rule; a missing one (a cell, a NaN or null main score) is refused."""
+    scores = []
+    for side in (base, cand):
+        score, why = side.score()
+        if score is None:
+            raise DataError(
+                f"{base.name}: the result file gives no finite main score, nothing to judge ({why})",
+                file=side.result_file,
+            )
+        scores.append(score)
+    return scores[0], scores[1]
+
+
+def _prepare(name: str, base: TaskRecord, cand: TaskRecord) -> tuple[list[PairedItems] | None, str | None]:
     """Everything that can refuse a task, before any test runs: comparability, per-item rows, finite scores."""
     _check_comparable(name, base, cand)
     cells, why = paired_cells(base, cand)
     if cells is None:
-        _finite_scores(base, cand, base.score, cand.score, "the result file gives")
+        _file_scores(base, cand)
     return cells, why
 
 
 def _test_task(
-    name: str, base: TaskRun, cand: TaskRun, cells: list[PairedItems], settings: DiffSettings
+    name: str, base: TaskRecord, cand: TaskRecord, cells: list[PairedItems], settings: DiffSettings
 ) -> PairedResult:
     result = paired_test(cells, settings.test, alpha=settings.alpha, resamples=settings.resamples, seed=settings.seed)
     _finite_scores(base, cand, result.baseline, result.candidate, "the per-item scores give")
@@ -172,15 +220,17 @@ def _test_task(
 
 
 def _judge(
-    base: TaskRun,
-    cand: TaskRun,
+    base: TaskRecord,
+    cand: TaskRecord,
     result: PairedResult | None,
     why: str | None,
     p_adjusted: float | None,
     settings: DiffSettings,
 ) -> TaskComparison:
-    baseline_score = result.baseline if result is not None else base.score
-    candidate_score = result.candidate if result is not None else cand.score
+    if result is not None:
+        baseline_score, candidate_score = result.baseline, result.candidate
+    else:
+        baseline_score, candidate_score = _file_scores(base, cand)
     too_far = 100 * (baseline_score - candidate_score) > settings.max_drop + 1e-9
     significant = p_adjusted is not None and p_adjusted < settings.alpha
     return TaskComparison(

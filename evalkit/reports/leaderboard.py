@@ -18,13 +18,19 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evalkit.errors import DataError
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
 from evalkit.reports.escape import escape_csv_cell, escape_html, escape_latex, escape_markdown
-from evalkit.results.benchmark_scores import TaskResultFile, benchmark_scores, load_model_results, task_score
-from evalkit.safe_paths import ensure_within
+from evalkit.results.benchmark_scores import benchmark_scores
+from evalkit.results.folders import model_folders, read_model_folder, revision_folders
+from evalkit.results.record import UNKNOWN_TYPE, TaskRecord, default_task_registry
+from evalkit.results.task_score import mean_or_none
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("md", "csv", "html", "latex")
 
@@ -48,74 +54,27 @@ class Leaderboard:
     types: list[str]
     rows: list[LeaderboardRow]  # best rank first
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per leaderboard row, the CLI's columns (rank, model, revision, means, type means, tasks), 0-1
+        scale; a missing score is NaN."""
+        import pandas as pd
 
-def _has_task_files(folder: Path) -> bool:
-    return any(p.suffix == ".json" and p.name != "model_meta.json" for p in folder.iterdir() if p.is_file())
-
-
-def _is_model_folder(folder: Path) -> bool:
-    return any(child.is_dir() and _has_task_files(child) for child in folder.iterdir())
-
-
-def model_folders(paths: Sequence[Path]) -> list[Path]:
-    """Each path is a revision folder, a model folder, or a root holding model folders (up to two levels down)."""
-    found: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_dir():
-            raise DataError("not a results folder", file=path)
-        if _has_task_files(path) or _is_model_folder(path):
-            found.append(path)
-            continue
-        level = [path]
-        for _ in range(2):
-            level = sorted(
-                ensure_within(path, child, what="results folder")  # a link out of the folder given is refused
-                for folder in level
-                for child in folder.iterdir()
-                if child.is_dir()
-            )
-            models = [folder for folder in level if _is_model_folder(folder) or _has_task_files(folder)]
-            if models:
-                found.extend(models)
-                break
-        else:
-            raise DataError("no MTEB results found here (no <Task>.json within two levels)", file=path)
-    return found
+        columns = _columns(self)
+        records = [
+            [row.rank, row.model, row.revision, *(_or_nan(_value(row, key)) for _, key in columns)] for row in self.rows
+        ]
+        return pd.DataFrame(records, columns=["Rank (Borda)", "Model", "Revision", *(name for name, _ in columns)])
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    if not values or any(v is None for v in values):
-        return None
-    return sum(values) / len(values)  # type: ignore[arg-type]
+def _unbenchmarked_scores(records: list[TaskRecord], tasks: list[str]) -> dict[str, float | None]:
+    """Without a benchmark: each task by the one rule over the cells it expects (its run's, else its spec's)."""
+    by_name = {record.name: record for record in records}
+    return {name: by_name[name].main_score if name in by_name else None for name in tasks}
 
 
-def _unbenchmarked_scores(files: list[TaskResultFile], tasks: list[str]) -> dict[str, float | None]:
-    """Without a benchmark: each task scored on its mteb task's default splits and subsets."""
-    import mteb
-
-    by_name = {f.task_name: f for f in files}
-    scores: dict[str, float | None] = {}
-    for name in tasks:
-        if name not in by_name:
-            scores[name] = None
-            continue
-        try:
-            task = mteb.get_task(name)
-        except Exception:  # not an mteb task: the mean main score the file holds
-            scores[name] = by_name[name].result.get_score()
-            continue
-        scores[name], _ = task_score(by_name[name].result, task)
-    return scores
-
-
-def _task_type(name: str) -> str:
-    import mteb
-
-    try:
-        return str(mteb.get_task(name).metadata.type)
-    except Exception:
-        return "Unknown"
+def _task_types(loaded: Sequence[tuple[str, list[TaskRecord]]]) -> dict[str, str]:
+    types = {record.name: record.task_type for _, records in loaded for record in records}
+    return {name: "Unknown" if kind == UNKNOWN_TYPE else kind for name, kind in sorted(types.items())}
 
 
 def borda_ranks(rows: Sequence[dict[str, float | None]]) -> list[int]:
@@ -132,19 +91,69 @@ def borda_ranks(rows: Sequence[dict[str, float | None]]) -> list[int]:
     return [1 + sum(1 for other in points if other > mine + 1e-12) for mine in points]
 
 
-def revision_folders(folders: Sequence[Path]) -> list[Path]:
-    """Each model folder as its revision folders (a revision folder stays as it is)."""
-    expanded: list[Path] = []
-    for folder in folders:
-        if _has_task_files(folder):
-            expanded.append(folder)
-        else:
-            expanded += sorted(
-                ensure_within(folder, child, what="revision folder")
-                for child in folder.iterdir()
-                if child.is_dir() and _has_task_files(child)
+Loaded = Sequence[tuple[str, list[TaskRecord]]]  # (fallback row label, a model's records), one per row
+
+
+def _benchmark_rows(loaded: Loaded, bench: Benchmark) -> list[LeaderboardRow]:
+    rows = []
+    for label, records in loaded:
+        scores = benchmark_scores(records, bench)
+        rows.append(
+            LeaderboardRow(
+                model=scores.model or label,
+                revision=scores.revision,
+                per_task=scores.per_task,
+                per_type=scores.per_type,
+                mean=scores.mean,
+                mean_task_type=scores.mean_task_type,
             )
-    return expanded
+        )
+    return rows
+
+
+def _plain_rows(loaded: Loaded, tasks: list[str], task_types: dict[str, str]) -> list[LeaderboardRow]:
+    rows = []
+    for label, records in loaded:
+        per_task = _unbenchmarked_scores(records, tasks)
+        by_type: dict[str, list[float | None]] = {}
+        for name in tasks:
+            by_type.setdefault(task_types[name], []).append(per_task[name])
+        per_type = {name: mean_or_none(values) for name, values in sorted(by_type.items())}
+        models = {r.model for r in records if r.model}
+        revisions = {r.revision for r in records}
+        rows.append(
+            LeaderboardRow(
+                model=models.pop() if len(models) == 1 else label,
+                revision=revisions.pop() if len(revisions) == 1 else None,
+                per_task=per_task,
+                per_type=per_type,
+                mean=mean_or_none(list(per_task.values())),
+                mean_task_type=mean_or_none(list(per_type.values())),
+            )
+        )
+    return rows
+
+
+def leaderboard_of(loaded: Loaded, benchmark: str | Benchmark | None = None) -> Leaderboard:
+    """The leaderboard over already-read records: a row per (label, records), scored by the one rule."""
+    bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
+    if bench is not None:
+        tasks = list(bench.task_names)
+        task_types = {name: bench.task_type(name) for name in tasks}
+        rows = _benchmark_rows(loaded, bench)
+    else:
+        task_types = _task_types(loaded)
+        tasks = list(task_types)
+        rows = _plain_rows(loaded, tasks, task_types)
+    types = list(dict.fromkeys(task_types[name] for name in tasks))
+    ranks = borda_ranks([row.per_task for row in rows])
+    ranked = sorted(
+        (LeaderboardRow(**{**row.__dict__, "rank": rank}) for row, rank in zip(rows, ranks, strict=True)),
+        key=lambda r: (r.rank, -(r.mean if r.mean is not None else -math.inf), r.model),
+    )
+    return Leaderboard(
+        benchmark=bench.name if bench else None, tasks=tasks, task_types=task_types, types=types, rows=ranked
+    )
 
 
 def build_leaderboard(
@@ -156,54 +165,12 @@ def build_leaderboard(
     folders = model_folders(paths)
     if each_revision:
         folders = revision_folders(folders)
-    loaded = [(folder, load_model_results(folder)) for folder in folders]
-    bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
-    rows: list[LeaderboardRow] = []
-    if bench is not None:
-        tasks = list(bench.task_names)
-        task_types = {name: bench.task_type(name) for name in tasks}
-        for folder, files in loaded:
-            scores = benchmark_scores(files, bench)
-            rows.append(
-                LeaderboardRow(
-                    model=scores.model or folder.name.replace("__", "/"),
-                    revision=scores.revision,
-                    per_task=scores.per_task,
-                    per_type=scores.per_type,
-                    mean=scores.mean,
-                    mean_task_type=scores.mean_task_type,
-                )
-            )
-    else:
-        tasks = sorted({f.task_name for _, files in loaded for f in files})
-        task_types = {name: _task_type(name) for name in tasks}
-        for folder, files in loaded:
-            per_task = _unbenchmarked_scores(files, tasks)
-            by_type: dict[str, list[float | None]] = {}
-            for name in tasks:
-                by_type.setdefault(task_types[name], []).append(per_task[name])
-            per_type = {name: _mean(values) for name, values in sorted(by_type.items())}
-            models = {f.model for f in files if f.model}
-            revisions = {f.revision for f in files}
-            rows.append(
-                LeaderboardRow(
-                    model=models.pop() if len(models) == 1 else folder.name.replace("__", "/"),
-                    revision=revisions.pop() if len(revisions) == 1 else None,
-                    per_task=per_task,
-                    per_type=per_type,
-                    mean=_mean(list(per_task.values())),
-                    mean_task_type=_mean(list(per_type.values())),
-                )
-            )
-    types = list(dict.fromkeys(task_types[name] for name in tasks))
-    ranks = borda_ranks([row.per_task for row in rows])
-    ranked = sorted(
-        (LeaderboardRow(**{**row.__dict__, "rank": rank}) for row, rank in zip(rows, ranks, strict=True)),
-        key=lambda r: (r.rank, -(r.mean if r.mean is not None else -math.inf), r.model),
-    )
-    return Leaderboard(
-        benchmark=bench.name if bench else None, tasks=tasks, task_types=task_types, types=types, rows=ranked
-    )
+    registry = default_task_registry()
+    return leaderboard_of([(f.name.replace("__", "/"), read_model_folder(f, registry)) for f in folders], benchmark)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _columns(board: Leaderboard) -> list[tuple[str, str]]:
@@ -228,67 +195,90 @@ def _best(board: Leaderboard, key: str) -> float | None:
     return max(values) if values else None
 
 
-def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
-    """Scores ×100 with fixed decimals; the best value of each column marked; missing cells empty."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
-    columns = _columns(board)
-    best = {key: _best(board, key) for _, key in columns}
+@dataclass(frozen=True)
+class _Cells:
+    """How one board's cells print: ×100 with fixed decimals, the best of each column marked, missing empty."""
 
-    def cell(row: LeaderboardRow, key: str, mark: tuple[str, str]) -> str:
+    board: Leaderboard
+    decimals: int
+
+    @cached_property
+    def columns(self) -> list[tuple[str, str]]:
+        return _columns(self.board)
+
+    @cached_property
+    def best(self) -> dict[str, float | None]:
+        return {key: _best(self.board, key) for _, key in self.columns}
+
+    def cell(self, row: LeaderboardRow, key: str, mark: tuple[str, str]) -> str:
         value = _value(row, key)
         if value is None:
             return ""
-        text = f"{100 * value:.{decimals}f}"
-        return f"{mark[0]}{text}{mark[1]}" if best[key] is not None and value == best[key] else text
+        text = f"{100 * value:.{self.decimals}f}"
+        best = self.best[key]
+        return f"{mark[0]}{text}{mark[1]}" if best is not None and value == best else text
 
-    def model_name(row: LeaderboardRow) -> str:
-        if not row.revision:
-            return row.model
-        commit, tag = row.revision[:40], row.revision[40:]  # a pinned commit, then evalkit's tags (+retrieval-...)
-        is_commit = len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
-        return f"{row.model} ({commit[:12] + tag if is_commit else row.revision})"
+    def row(self, row: LeaderboardRow, mark: tuple[str, str]) -> list[str]:
+        return [self.cell(row, key, mark) for _, key in self.columns]
 
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        names = ["Rank (Borda)", "Model", "Revision", *(name for name, _ in columns)]
-        writer.writerow([escape_csv_cell(text) for text in names])  # task names are headers: "=cmd|..." too
-        for row in board.rows:
-            cells = [row.rank, row.model, row.revision or "", *(cell(row, key, ("", "")) for _, key in columns)]
-            writer.writerow([escape_csv_cell(text) for text in cells])
-        return buffer.getvalue()
-    if fmt == "md":
-        title = f"Leaderboard: {escape_markdown(board.benchmark)}" if board.benchmark else "Leaderboard"
-        lines = [
-            f"### {title}",
-            "",
-            "| Rank (Borda) | Model | " + " | ".join(escape_markdown(h) for h, _ in columns) + " |",
-            "| ---: | --- | " + " | ".join("---:" for _ in columns) + " |",
-        ]
-        for row in board.rows:
-            cells = [cell(row, key, ("**", "**")) for _, key in columns]
-            lines.append(f"| {row.rank} | {escape_markdown(model_name(row))} | " + " | ".join(cells) + " |")
-        lines += ["", "Scores ×100; bold: best in the column; empty: missing (a mean with a missing task is empty)."]
-        return "\n".join(lines) + "\n"
-    if fmt == "latex":
-        spec = "r l " + " ".join("r" for _ in columns)
-        lines = [
-            f"\\begin{{tabular}}{{{spec}}}",
-            "\\hline",
-            "Rank & Model & " + " & ".join(escape_latex(h) for h, _ in columns) + " \\\\",
-            "\\hline",
-        ]
-        for row in board.rows:
-            cells = [cell(row, key, ("\\textbf{", "}")) for _, key in columns]
-            lines.append(f"{row.rank} & {escape_latex(model_name(row))} & " + " & ".join(cells) + " \\\\")
-        lines += ["\\hline", "\\end{tabular}"]
-        return "\n".join(lines) + "\n"
-    header = "".join(f"<th>{escape_html(h)}</th>" for h, _ in columns)
+
+def _model_name(row: LeaderboardRow) -> str:
+    if not row.revision:
+        return row.model
+    commit, tag = row.revision[:40], row.revision[40:]  # a pinned commit, then evalkit's tags (+retrieval-...)
+    is_commit = len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
+    return f"{row.model} ({commit[:12] + tag if is_commit else row.revision})"
+
+
+def _csv(cells: _Cells) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = ["Rank (Borda)", "Model", "Revision", *(name for name, _ in cells.columns)]
+    writer.writerow([escape_csv_cell(text) for text in names])  # task names are headers: "=cmd|..." too
+    for row in cells.board.rows:
+        values = [row.rank, row.model, row.revision or "", *cells.row(row, ("", ""))]
+        writer.writerow([escape_csv_cell(text) for text in values])
+    return buffer.getvalue()
+
+
+def _markdown(cells: _Cells) -> str:
+    board = cells.board
+    title = f"Leaderboard: {escape_markdown(board.benchmark)}" if board.benchmark else "Leaderboard"
+    lines = [
+        f"### {title}",
+        "",
+        "| Rank (Borda) | Model | " + " | ".join(escape_markdown(h) for h, _ in cells.columns) + " |",
+        "| ---: | --- | " + " | ".join("---:" for _ in cells.columns) + " |",
+    ]
+    for row in board.rows:
+        values = cells.row(row, ("**", "**"))
+        lines.append(f"| {row.rank} | {escape_markdown(_model_name(row))} | " + " | ".join(values) + " |")
+    lines += ["", "Scores ×100; bold: best in the column; empty: missing (a mean with a missing task is empty)."]
+    return "\n".join(lines) + "\n"
+
+
+def _latex(cells: _Cells) -> str:
+    spec = "r l " + " ".join("r" for _ in cells.columns)
+    lines = [
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\hline",
+        "Rank & Model & " + " & ".join(escape_latex(h) for h, _ in cells.columns) + " \\\\",
+        "\\hline",
+    ]
+    for row in cells.board.rows:
+        values = cells.row(row, ("\\textbf{", "}"))
+        lines.append(f"{row.rank} & {escape_latex(_model_name(row))} & " + " & ".join(values) + " \\\\")
+    lines += ["\\hline", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _html(cells: _Cells) -> str:
+    board = cells.board
+    header = "".join(f"<th>{escape_html(h)}</th>" for h, _ in cells.columns)
     body = []
     for row in board.rows:
-        cells = "".join(f"<td>{cell(row, key, ('<strong>', '</strong>'))}</td>" for _, key in columns)
-        body.append(f"<tr><td>{row.rank}</td><td>{escape_html(model_name(row))}</td>{cells}</tr>")
+        values = "".join(f"<td>{value}</td>" for value in cells.row(row, ("<strong>", "</strong>")))
+        body.append(f"<tr><td>{row.rank}</td><td>{escape_html(_model_name(row))}</td>{values}</tr>")
     title = f"Leaderboard: {board.benchmark}" if board.benchmark else "Leaderboard"
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>'
@@ -299,3 +289,13 @@ def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
         f"{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "<p>Scores ×100; bold: best in the column; empty: missing.</p></body></html>\n"
     )
+
+
+_RENDERERS = {"md": _markdown, "csv": _csv, "html": _html, "latex": _latex}
+
+
+def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
+    """Scores ×100 with fixed decimals; the best value of each column marked; missing cells empty."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+    return _RENDERERS[fmt](_Cells(board, decimals))

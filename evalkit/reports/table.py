@@ -1,16 +1,17 @@
-"""A leaderboard-style table of main scores, read from MTEB-format result files."""
+"""The run table ``evalkit run`` prints: one row per task, its score by the one task-score rule."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import fmean
 
-from evalkit.errors import DataError
 from evalkit.registry.tasks import TaskRegistry
 from evalkit.reports.escape import escape_markdown
-from evalkit.results.task_result import read_task_result
+from evalkit.results.record import TaskRecord, read_task_record
+from evalkit.results.task_score import mean_or_none
+
+MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -19,32 +20,35 @@ class ScoreRow:
     task_type: str
     splits: tuple[str, ...]
     metric: str
-    score: float  # mean main score over splits and subsets, as mteb's TaskResult.get_score
+    score: float | None  # mean main score over the cells the task expects; None when one is missing or NaN
+
+
+def row_of(record: TaskRecord) -> ScoreRow:
+    """A task's row: the splits it expects and its score by the one rule."""
+    return ScoreRow(
+        task=record.name,
+        task_type=record.task_type,
+        splits=tuple(record.expected),
+        metric=record.main_score_name,
+        score=record.main_score,
+    )
 
 
 def score_row(result_file: Path, registry: TaskRegistry) -> ScoreRow:
-    result = read_task_result(result_file)
-    try:
-        task = result["task_name"]
-        entries = [(split, entry) for split, subsets in result["scores"].items() for entry in subsets]
-        main_scores = [float(entry["main_score"]) for _, entry in entries]
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"not an MTEB task result ({err!r})", file=result_file, field="scores") from None
-    spec = registry.get(task)
-    return ScoreRow(
-        task=task,
-        task_type=spec.type,
-        splits=tuple(dict.fromkeys(split for split, _ in entries)),
-        metric=spec.main_score,
-        score=fmean(main_scores),
-    )
+    """The row of one ``<Task>.json`` (read with the one reader, its side files included)."""
+    return row_of(read_task_record(result_file, registry=registry))
+
+
+def _points(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.2f}"
 
 
 def format_table(rows: Sequence[ScoreRow], *, model: str) -> str:
     """Scores ×100 with two decimals, grouped by type, with per-type and overall means over tasks.
 
-    The table is Markdown (pasted into PRs and READMEs) printed to a terminal: every name from a result file or the
-    command line goes through ``escape_markdown``, so ``|`` cannot shift columns and ESC cannot reach the terminal.
+    A mean over a missing task is missing, never partial. The table is Markdown (pasted into PRs and READMEs)
+    printed to a terminal: every name from a result file or the command line goes through ``escape_markdown``, so
+    ``|`` cannot shift columns and ESC cannot reach the terminal.
     """
     md = escape_markdown
     lines = [
@@ -60,9 +64,10 @@ def format_table(rows: Sequence[ScoreRow], *, model: str) -> str:
         for row in typed:
             lines.append(
                 f"| {md(task_type)} | {md(row.task)} | {md(', '.join(row.splits))} | {md(row.metric)} "
-                f"| {100 * row.score:.2f} |"
+                f"| {_points(row.score)} |"
             )
-        lines.append(f"| {md(task_type)} | *average of {len(typed)}* | | | {100 * fmean(r.score for r in typed):.2f} |")
+        type_mean = mean_or_none([r.score for r in typed])
+        lines.append(f"| {md(task_type)} | *average of {len(typed)}* | | | {_points(type_mean)} |")
     if len(by_type) > 1:
-        lines.append(f"| all | *average of {len(rows)}* | | | {100 * fmean(r.score for r in rows):.2f} |")
+        lines.append(f"| all | *average of {len(rows)}* | | | {_points(mean_or_none([r.score for r in rows]))} |")
     return "\n".join(lines)

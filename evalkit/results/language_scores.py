@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
-from evalkit.results.benchmark_scores import TaskResultFile, _finite, load_model_results
-
-if TYPE_CHECKING:
-    from mteb import TaskResult
+from evalkit.results.benchmark_scores import as_records
+from evalkit.results.record import TaskRecord
+from evalkit.results.task_score import cells_of, finite, subset_of
 
 
 @dataclass(frozen=True)
@@ -46,15 +44,15 @@ def _task_layout(bench: Benchmark, name: str) -> tuple[tuple[str, ...], tuple[st
     return tuple(task.eval_splits), tuple(task.hf_subsets)
 
 
-def _cell_value(result: TaskResult | None, split: str, subset: str, metric: str) -> float | None:
-    if result is None:
+def _cell_value(record: TaskRecord | None, split: str, subset: str, metric: str) -> float | None:
+    if record is None:
         return None
-    cell = next((c for c in result.scores.get(split, []) if isinstance(c, dict) and c.get("hf_subset") == subset), None)
-    return _finite(cell.get(metric)) if cell is not None else None  # NaN, a string or true count as missing
+    cell = next((c for c in cells_of(record.scores, split) if subset_of(c) == subset), None)
+    return finite(cell.get(metric)) if cell is not None else None  # NaN, a string or true count as missing
 
 
 def language_tables(
-    folder_or_results: Path | str | Sequence[TaskResultFile], benchmark: str | Benchmark
+    folder_or_results: Path | str | Sequence[TaskRecord], benchmark: str | Benchmark
 ) -> list[LanguageTable]:
     """The benchmark's per-language tables for one model: a results folder, or its loaded result files.
 
@@ -63,12 +61,7 @@ def language_tables(
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     if not bench.language_table:
         return []
-    files = (
-        load_model_results(Path(folder_or_results))
-        if isinstance(folder_or_results, (str, Path))
-        else list(folder_or_results)
-    )
-    results = {f.task_name: f.result for f in files}
+    results = {record.name: record for record in as_records(folder_or_results)}
     metrics = tuple(bench.language_table)
     tables: list[LanguageTable] = []
     for name in bench.task_names:

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import DataError, EvalkitError
-from evalkit.reports.runs import _read_json, _revision_folder
 from evalkit.results.atomic import write_json, write_text
+from evalkit.results.folders import revision_folder
+from evalkit.results.record import read_object, read_task_record
+from evalkit.results.task_score import expected_of_task
 from evalkit.safe_paths import ensure_within, safe_component
 
 _NO_REVISION = {"", "no_revision_available", "external"}
@@ -51,45 +53,36 @@ def _non_finite(value: Any, path: str = "") -> str | None:
 
 
 def _check_task_file(path: Path) -> None:
+    """Refuse what the leaderboard would: a non-finite score anywhere, a task mteb does not know, a file mteb cannot
+    load, and a task whose score the one rule finds missing (a split, a subset or a main score)."""
     import mteb
 
-    data = _read_json(path, "task result")  # NaN / Infinity are read, then refused
+    record = read_task_record(path)  # NaN / Infinity are read, then refused
     try:
-        where = _non_finite(data.get("scores", {}))
+        where = _non_finite(record.scores)
     except RecursionError:
         raise SubmissionError("scores nested too deeply", file=path, field="scores") from None
     if where:
         raise SubmissionError(f"non-finite score at scores.{where}", file=path, field=f"scores.{where}")
-    name = safe_component(data.get("task_name"), what="task name", file=path, field="task_name")
     try:
-        task = mteb.get_task(name)
+        task = mteb.get_task(record.name)
     except Exception:
-        raise SubmissionError(f"unknown task '{name}' (not an mteb task)", file=path, field="task_name") from None
+        message = f"unknown task '{record.name}' (not an mteb task)"
+        raise SubmissionError(message, file=path, field="task_name") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = mteb.TaskResult.from_disk(path)
+            mteb.TaskResult.from_disk(path)
     except Exception as err:
         raise SubmissionError(f"mteb cannot load it: {' '.join(str(err).split())[:200]}", file=path) from None
-    for split in task.eval_splits:
-        cells = result.scores.get(split)
-        if not cells:
-            raise SubmissionError(f"missing split '{split}' (the task evaluates {task.eval_splits})", file=path)
-        present = {cell.get("hf_subset") for cell in cells if isinstance(cell.get("hf_subset"), str)}
-        missing = sorted(set(task.hf_subsets) - present)
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise SubmissionError(f"split '{split}' lacks subsets {shown}", file=path, field=f"scores.{split}")
-        for cell in cells:
-            if cell.get("main_score") is None:
-                raise SubmissionError(
-                    f"split '{split}' subset '{cell.get('hf_subset')}' has no main score", file=path, field="main_score"
-                )
+    score, why = record.score(expected_of_task(task))
+    if score is None:
+        raise SubmissionError(f"{record.name}: {why}", file=path, field="scores")
 
 
 def _identity(meta_path: Path, allow_suffixed_revision: bool) -> tuple[dict[str, Any], str, str]:
     """(metadata, model folder ``org__model``, revision), each folder name checked to be one safe component."""
-    meta = _read_json(meta_path, "model metadata")
+    meta = read_object(meta_path, "model metadata")
     name, revision = meta.get("name"), meta.get("revision")
     if not isinstance(name, str) or name.count("/") != 1:
         raise SubmissionError("model name must be 'org/model'", file=meta_path, field="name")
@@ -163,7 +156,7 @@ def _install(staging: Path, target: Path) -> None:
 
 def submit_results(results: Path, out: Path, *, allow_suffixed_revision: bool = False) -> list[Path]:
     """Check every file of one run, then write ``<out>/results/<org>__<model>/<revision>/`` in one move."""
-    revision_dir = _revision_folder(Path(results))
+    revision_dir = revision_folder(Path(results))
     meta_path = revision_dir / "model_meta.json"
     if not meta_path.is_file():
         raise SubmissionError("no model_meta.json: the leaderboard needs the model's name and revision", file=meta_path)
