@@ -157,10 +157,11 @@ def _print_cache_line(summary: RunSummary) -> None:
 
 
 def _benchmark_summary(revision_dir: Path, benchmark: str) -> str:
-    from evalkit.results.benchmark_scores import benchmark_scores, load_model_results
+    from evalkit.results.benchmark_scores import benchmark_scores
+    from evalkit.results.folders import read_model_folder
     from evalkit.results.language_scores import language_tables
 
-    files = load_model_results(revision_dir)
+    files = read_model_folder(revision_dir)
     scores = benchmark_scores(files, benchmark)
 
     def fmt(value: float | None) -> str:
