@@ -525,10 +525,10 @@ def test_hub_retrieval_missing_split_is_not_replaced_by_another(tmp_path: Path) 
 def test_hub_pairs_for_a_spec_only_task(tmp_path: Path) -> None:
     folder = tmp_path / "sts_repo"
     write_jsonl(folder / "data" / "test.jsonl", PAIRS)
-    write_jsonl(folder / "data" / "validation.jsonl", PAIRS[:1])
+    write_jsonl(folder / "data" / "validation.jsonl", PAIRS[:2])  # one pair is refused: no correlation (issue 12)
     write_readme(folder, {"default": {"test": "data/test.jsonl", "validation": "data/validation.jsonl"}})
     data = load_from_hub(make_spec("MySTS", "STS", ("validation", "test"), dataset_path=str(folder)))
-    assert {k: len(v) for k, v in data.splits["default"].items()} == {"validation": 1, "test": 3}
+    assert {k: len(v) for k, v in data.splits["default"].items()} == {"validation": 2, "test": 3}
     test = data.splits["default"]["test"]
     assert isinstance(test, PairSplit) and test.scores.tolist() == [4.5, 0.0, 3.2]
     with pytest.raises(MissingDataError, match="no split 'train'"):

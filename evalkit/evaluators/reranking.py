@@ -16,9 +16,9 @@ import numpy as np
 from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
-from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
+from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, qrels_warnings, require_main_score
 from evalkit.evaluators.retrieval import document_texts
-from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, evaluate_run, trec_order
+from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES, evaluate_ranked, evaluate_run, trec_order
 from evalkit.records import Qrels, RerankingSplit
 from evalkit.search.candidates import candidate_scores
 
@@ -56,6 +56,8 @@ def evaluate_reranking(
     When ``main_score`` starts with ``max_over_subqueries_`` (MindSmallReranking) the merged-subquery scores
     are added as mteb adds them.
     """
+    computed = {f"{prefix}_at_{k}" for prefix in METRIC_PREFIXES for k in k_values} | {"accuracy"}
+    require_main_score(main_score, computed | {SUBQUERY_PREFIX + name for name in computed}, "Reranking")
     started = time.perf_counter()
     query_vectors = core.encode(
         encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"{split_name} queries"
@@ -95,6 +97,7 @@ def evaluate_reranking(
             "rank_s": ranked_done - encoded,
             "score_s": time.perf_counter() - ranked_done,
         },
+        warnings=qrels_warnings(split.qrels),
     )
 
 

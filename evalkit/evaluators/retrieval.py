@@ -18,8 +18,8 @@ from evalkit.core.outputs import EncodedOutputs, MultiVectorRows, SparseRows
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder, OutputKind, Role
 from evalkit.errors import EvalkitError
-from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
-from evalkit.metrics.retrieval import K_VALUES, evaluate_ranked, trec_order
+from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, qrels_warnings, require_main_score
+from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES, evaluate_ranked, trec_order
 from evalkit.records import Corpus, RetrievalSplit
 from evalkit.retrievers import LexicalRetriever
 from evalkit.search.candidates import candidate_scores
@@ -119,6 +119,8 @@ def evaluate_retrieval(
     ``distributed`` (``--backend ray``) encodes the corpus into shards on its workers and searches them there; the
     queries are encoded here, as the local backend encodes them.
     """
+    computed = {f"{prefix}_at_{k}" for prefix in METRIC_PREFIXES for k in k_values} | {"accuracy"}
+    require_main_score(main_score, computed, "Retrieval")
     started = time.perf_counter()
     depth = max(TOP_K, *k_values)
     docs = document_texts(split.corpus)
@@ -174,6 +176,7 @@ def evaluate_retrieval(
             "search_s": searched - queries_done,
             "score_s": time.perf_counter() - searched,
         },
+        warnings=qrels_warnings(split.qrels),
     )
     return outcome, corpus_vectors
 

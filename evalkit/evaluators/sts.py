@@ -9,9 +9,11 @@ import numpy as np
 from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
-from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
+from evalkit.errors import EvalkitError
+from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, require_main_score
 from evalkit.metrics.sts import pair_similarities, sts_scores
 from evalkit.records import PairSplit
+from evalkit.registry.tasks import SCORE_NAMES
 
 
 def evaluate_sts(
@@ -26,6 +28,10 @@ def evaluate_sts(
     score_range: tuple[float, float],
     prompts: TaskPrompts = NO_PROMPTS,
 ) -> SplitOutcome:
+    require_main_score(main_score, SCORE_NAMES["STS"], "STS")
+    low, high = score_range
+    if not low < high:  # reversed: every correlation's sign flips; empty: a division by zero
+        raise EvalkitError(f"score range [{low:g}, {high:g}] is not [min, max] with min < max", field="score_range")
     started = time.perf_counter()
     # Both sides in one call: a sentence that appears on both sides (or in many pairs) is encoded once.
     vectors = core.encode(
@@ -33,7 +39,6 @@ def evaluate_sts(
     )
     vectors1, vectors2 = vectors[: len(split)], vectors[len(split) :]
     encoded = time.perf_counter()
-    low, high = score_range
     gold = (split.scores - low) / (high - low)  # as mteb does; correlations do not change
     similarities = pair_similarities(vectors1, vectors2)
     scores = sts_scores(similarities, gold)

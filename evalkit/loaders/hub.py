@@ -17,6 +17,8 @@ import numpy as np
 
 from evalkit.errors import DataError, EvalkitError, MissingDataError
 from evalkit.loaders.native import splits_to_load
+from evalkit.loaders.pairs import check_gold_scores
+from evalkit.loaders.text import check_text
 from evalkit.records import (
     Corpus,
     NativeSplit,
@@ -236,7 +238,7 @@ def _strings(values: list[Any], where: str, what: str, field: str, *, ids: bool 
     out: list[str] = []
     for row, value in enumerate(values):
         if isinstance(value, str):
-            out.append(value)
+            out.append(check_text(value, file=where, field=field, row=row))
         elif ids and isinstance(value, int) and not isinstance(value, bool):
             out.append(str(value))
         elif value is None and field == "title":
@@ -280,6 +282,7 @@ def _pair_split(dataset: Any, column1: str, column2: str, where: str) -> PairSpl
         raise DataError("expected numbers", file=where, field="score") from None
     if scores.ndim != 1 or not np.isfinite(scores).all():
         raise DataError("expected a finite number in every row", file=where, field="score")
+    check_gold_scores(scores, file=where)
     return PairSplit(
         texts1=_strings(cols[column1], where, "split", column1),
         texts2=_strings(cols[column2], where, "split", column2),

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from evalkit.errors import DataError, MissingDataError
+from evalkit.loaders.text import check_strings
 
 _TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "integer", float: "number", bool: "boolean"}
 
@@ -41,7 +43,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 if line_no == 1:
                     text = text.removeprefix("\ufeff")
                 yield line_no, text.rstrip("\r\n")
-    except (gzip.BadGzipFile, EOFError, OSError) as err:
+    except (gzip.BadGzipFile, EOFError, OSError, zlib.error) as err:  # zlib.error: damaged deflate data
         if isinstance(err, FileNotFoundError):
             raise MissingDataError("no such file", file=path) from None
         where = line_no + 1 if line_no else None
@@ -51,7 +53,9 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON-lines file.
 
-    Raises DataError (with file and line) for a line that is not valid JSON or is not a JSON object.
+    Raises DataError (with file and line) for a line that is not valid JSON or is not a JSON object, and (with
+    the field) for a string holding a lone surrogate: the raw line is valid UTF-8, so one can only come from a
+    ``\\u`` escape, and only lines holding one are searched.
     """
     for line_no, text in iter_lines(path):
         if not text.strip():
@@ -61,8 +65,14 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError as err:
             message = f"invalid JSON ({err.msg} at column {err.colno})"
             raise DataError(message, file=path, line=line_no) from None
+        except RecursionError:
+            raise DataError("invalid JSON (nested too deeply)", file=path, line=line_no) from None
+        except ValueError as err:  # e.g. an integer over Python's 4300-digit limit
+            raise DataError(f"invalid JSON ({str(err).splitlines()[0][:160]})", file=path, line=line_no) from None
         if not isinstance(value, dict):
             raise DataError(f"expected a JSON object, got {type_name(value)}", file=path, line=line_no)
+        if "\\u" in text:
+            check_strings(value, file=path, line=line_no)
         yield line_no, value
 
 

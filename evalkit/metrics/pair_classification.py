@@ -18,6 +18,7 @@ The similarities are computed by the same functions, in the same precision, as m
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -96,7 +97,9 @@ def best_f1(similarities: np.ndarray, labels: np.ndarray) -> tuple[float, float,
 def average_precision(similarities: np.ndarray, labels: np.ndarray) -> float:
     """scikit-learn's AP with the positive class 1, as mteb computes it."""
     checked = _checked_labels(labels, similarities)
-    return float(average_precision_score(checked, np.asarray(similarities, dtype=np.float64)))
+    with warnings.catch_warnings():  # no positive pair: sklearn warns and gives 0.0, as mteb reports it
+        warnings.simplefilter("ignore")
+        return float(average_precision_score(checked, np.asarray(similarities, dtype=np.float64)))
 
 
 def pair_classification_scores(similarities: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:

@@ -5,6 +5,11 @@ The similarities are computed with the same scikit-learn functions mteb uses, so
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics.pairwise import (
@@ -28,10 +33,22 @@ def pair_similarities(vectors1: np.ndarray, vectors2: np.ndarray) -> dict[str, n
 
 
 def sts_scores(similarities: dict[str, np.ndarray], gold: np.ndarray) -> dict[str, float]:
-    """MTEB's STS score names: ``cosine_spearman``, ``manhattan_pearson``, ..., plus ``pearson``/``spearman``."""
+    """MTEB's STS score names: ``cosine_spearman``, ``manhattan_pearson``, ..., plus ``pearson``/``spearman``.
+
+    A correlation that is undefined (fewer than 2 pairs, constant gold scores or constant similarities) is NaN,
+    never a scipy exception: the caller refuses a non-finite main score with the task and split named.
+    """
     scores: dict[str, float] = {}
     for function, values in similarities.items():
         prefix = "" if function == "similarity" else f"{function}_"
-        scores[f"{prefix}pearson"] = float(pearsonr(gold, values)[0])
-        scores[f"{prefix}spearman"] = float(spearmanr(gold, values)[0])
+        scores[f"{prefix}pearson"] = _correlation(pearsonr, gold, values)
+        scores[f"{prefix}spearman"] = _correlation(spearmanr, gold, values)
     return scores
+
+
+def _correlation(statistic: Callable[..., Any], gold: np.ndarray, values: np.ndarray) -> float:
+    if len(gold) < 2 or np.all(gold == gold[0]) or np.all(values == values[0]):
+        return math.nan
+    with warnings.catch_warnings():  # near-constant input: scipy warns and may still give a number
+        warnings.simplefilter("ignore")
+        return float(statistic(gold, values)[0])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from evalkit.errors import SpecError, UnknownTaskError
 from evalkit.registry.tasks import TaskSpec, parse_task_spec, task_spec_dirs
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
+from evalkit.safe_paths import is_safe_component
 
 if TYPE_CHECKING:
     from mteb.abstasks.abstask import AbsTask
@@ -197,6 +198,8 @@ def _check_not_in_mteb(spec: SpecMapping, tasks: tuple[str, ...]) -> dict[str, t
 def _evalkit_spec(name: str, languages: tuple[str, ...]) -> TaskSpec | None:
     """The spec of a task only an evalkit spec file defines (the last spec folder holding it wins, as in the
     registry), restricted to ``languages``; ``None`` when no spec file names it or mteb knows the task."""
+    if not is_safe_component(name):  # a task name never leads to a file outside the spec folders
+        return None
     paths = [folder / f"{name}.yaml" for folder in task_spec_dirs() if (folder / f"{name}.yaml").is_file()]
     if not paths:
         return None
@@ -212,6 +215,7 @@ def parse_benchmark_spec(path: Path) -> Benchmark:
     spec.reject_unknown(_SPEC_FIELDS)
     name = spec.get("name", str, required=True)
     languages = spec.get_str_list("languages")
+    _check_language_codes(spec, languages)
     tasks = spec.get_str_list("tasks")
     if not tasks:
         raise SpecError("required field is missing or empty", file=path, line=spec.start_line, field="tasks")
@@ -250,6 +254,17 @@ def parse_benchmark_spec(path: Path) -> Benchmark:
         spec_tasks=spec_tasks,
         language_table=spec.get_str_list("language_table"),
     )
+
+
+def _check_language_codes(spec: SpecMapping, languages: tuple[str, ...]) -> None:
+    """mteb's own check (ISO 639-3, optionally ``-`` ISO 15924), here rather than as mteb's ValueError later."""
+    from mteb.languages.check_language_code import check_language_code
+
+    for code in languages:
+        try:
+            check_language_code(code)
+        except ValueError as err:
+            raise spec.error("languages", str(err).split(", you can find")[0]) from None
 
 
 @cache

@@ -7,6 +7,7 @@ A task mteb does not know (a user's own BEIR-format dataset) is fully described 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from typing import Any
 
 from evalkit.errors import SpecError, UnknownTaskError
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
+from evalkit.safe_paths import safe_component
 
 DEFAULT_MAIN_SCORE = {
     "Retrieval": "ndcg_at_10",
@@ -31,6 +33,30 @@ DEFAULT_MAIN_SCORE = {
 }
 TASK_TYPES = tuple(DEFAULT_MAIN_SCORE)
 """Task types evalkit evaluates (the main score of each is the default for a task only a spec describes)."""
+
+_K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
+_RANKING_SCORES = frozenset(
+    {f"{metric}_at_{k}" for metric in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate") for k in _K_VALUES}
+    | {"accuracy"}
+)
+_PAIR_FUNCTIONS = ("similarity", "cosine", "manhattan", "euclidean", "dot")
+SCORE_NAMES: dict[str, frozenset[str]] = {
+    "Retrieval": _RANKING_SCORES,
+    "Reranking": _RANKING_SCORES | {f"max_over_subqueries_{name}" for name in _RANKING_SCORES},
+    "STS": frozenset(
+        f"{'' if function == 'similarity' else function + '_'}{statistic}"
+        for function in _PAIR_FUNCTIONS
+        for statistic in ("pearson", "spearman")
+    ),
+    "PairClassification": frozenset(
+        f"{prefix}_{metric}"
+        for prefix in (*_PAIR_FUNCTIONS, "max")
+        for metric in ("accuracy", "f1", "precision", "recall", "ap")
+    ),
+    "AnswerRetrieval": frozenset(f"recall_at_{k}" for k in (1, 5, 10, 20, 100)),
+}
+"""The scores evalkit's own evaluators compute, per type (mteb's evaluators name theirs): a main score must be one.
+tests/test_hostile_data.py checks the table against what the metrics functions return."""
 
 MTEB_NATIVE_TYPES = ("Classification", "MultilabelClassification", "Clustering", "BitextMining", "Summarization")
 """Types whose protocol (classifier, k-means, ...) is mteb's own evaluator: evalkit feeds it, never rewrites it."""
@@ -205,14 +231,10 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
         dataset.reject_unknown({"path", "revision"})
         override("dataset_path", dataset.get("path", str, required=True))
         override("dataset_revision", dataset.get("revision", str))
-    score_range = spec.get("score_range", list)
-    if score_range is not None:
-        if len(score_range) != 2 or not all(isinstance(v, (int, float)) for v in score_range):
-            raise spec.error("score_range", "expected [min, max]")
-        override("score_range", (float(score_range[0]), float(score_range[1])))
+    override("score_range", _score_range(spec))
     data_dir = spec.get("data_dir", str)
     if data_dir is not None:
-        values["data_dir"] = (path.parent / data_dir).resolve()
+        values["data_dir"] = _data_dir(spec, path, data_dir)
 
     task_type = values.get("type")
     if task_type is None:
@@ -225,6 +247,7 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
     if task_type not in TASK_TYPES and source == "spec":
         raise spec.error("type", f"unknown task type '{task_type}' (known: {', '.join(TASK_TYPES)})")
     values.setdefault("main_score", DEFAULT_MAIN_SCORE.get(task_type))
+    _check_names(spec, values)
     for required in ("languages", "eval_splits"):
         if not values.get(required):
             raise SpecError(
@@ -251,6 +274,44 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
         overrides=tuple(overrides),
         **values,
     )
+
+
+def _score_range(spec: SpecMapping) -> tuple[float, float] | None:
+    """``[min, max]``, finite, min below max: a reversed range flips the sign of every STS score, an empty one
+    divides by zero."""
+    score_range = spec.get("score_range", list)
+    if score_range is None:
+        return None
+    if len(score_range) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in score_range):
+        raise spec.error("score_range", "expected [min, max]")
+    low, high = float(score_range[0]), float(score_range[1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise spec.error("score_range", f"expected finite numbers, got [{low}, {high}]")
+    if low >= high:
+        raise spec.error("score_range", f"expected min below max, got [{low:g}, {high:g}]")
+    return low, high
+
+
+def _data_dir(spec: SpecMapping, path: Path, data_dir: str) -> Path:
+    try:
+        return (path.parent / data_dir).resolve()
+    except (OSError, ValueError) as err:  # a NUL byte, a link loop
+        raise spec.error("data_dir", f"not a usable folder path ({err})") from None
+
+
+def _check_names(spec: SpecMapping, values: dict[str, Any]) -> None:
+    """Names the spec gives that become file names (splits, subsets) are single safe path components, and a main
+    score the spec sets is one the type computes: found now, not as a KeyError after hours of encoding."""
+    named = [(key, name, spec.line_of(key)) for key in ("eval_splits", "hf_subsets") for name in spec.get_str_list(key)]
+    subsets = spec.child("subset_languages")
+    named += [("subset_languages", name, subsets.line_of(name)) for name in subsets.values] if subsets else []
+    for key, name, line in named:
+        safe_component(name, what=key.rstrip("s").replace("_", " "), file=spec.file, line=line, field=key)
+    known = SCORE_NAMES.get(values["type"])
+    if "main_score" in spec.values and known is not None and values["main_score"] not in known:
+        close = difflib.get_close_matches(values["main_score"], sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise spec.error("main_score", f"'{values['main_score']}' is not a {values['type']} score{hint}")
 
 
 def _read_subset_languages(spec: SpecMapping, values: dict[str, Any], override: Callable[[str, Any], None]) -> None:

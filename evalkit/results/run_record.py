@@ -114,6 +114,7 @@ def run_record(
             "origin": data.origin,
             "files": [asdict(f) for f in data.source_files],
         },
+        "warnings": outcome.warnings,  # degenerate-but-valid data, e.g. every judgement grade 0
         "timings": {
             "evaluation_time_s": outcome.evaluation_time_s,
             "splits": {f"{s.split}/{s.hf_subset}": s.timings for s in outcome.splits},

@@ -27,9 +27,19 @@ def _rounded(value: Any) -> Any:
 def mteb_task_result(
     spec: TaskSpec, outcome: TaskOutcome, *, mteb_version: str, finished_at: dt.datetime
 ) -> dict[str, Any]:
-    """The TaskResult JSON object: ``scores[split]`` is a list of one score dict per subset."""
+    """The TaskResult JSON object: ``scores[split]`` is a list of one score dict per subset.
+
+    Other scores may be undefined (written as ``null``, as mteb writes NaN); the main score never is: the
+    TaskOutcome refuses one, and this checks again for an outcome built around that check.
+    """
     scores: dict[str, list[dict[str, Any]]] = {}
     for split in outcome.splits:
+        if not math.isfinite(split.main_score):
+            raise DataError(
+                f"task '{spec.name}', split '{split.split}', subset '{split.hf_subset}': the main score is "
+                f"{split.main_score}; it is not written",
+                field="main_score",
+            )
         entry = {name: _rounded(value) for name, value in sorted(split.scores.items())}
         entry.update(
             hf_subset=split.hf_subset,
@@ -59,14 +69,6 @@ def per_item_rows(outcome: TaskOutcome) -> list[dict[str, Any]]:
             row.update((name, column[position]) for name, column in zip(names, columns, strict=True))
             rows.append(row)
     return rows
-
-
-def read_task_result(path: Path) -> dict[str, Any]:
-    """A TaskResult file as a plain dict (any mteb version; old formats are converted by mteb's own loader)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read task result: {err}", file=path) from None
 
 
 def write_aggregate_result(layout: ResultsLayout, aggregate_task: Any, member_names: Sequence[str]) -> Path:
