@@ -132,6 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if options.selection.benchmark:
             print(_benchmark_summary(revision_dir, options.selection.benchmark))
     _print_cache_line(summary)
+    for written in summary.written:  # valid but degenerate data: scored, and said so (also in the run record)
+        for warning in written.outcome.warnings:
+            name = escape_terminal(written.spec.name)
+            print(f"evalkit: warning: {name}: {escape_terminal(warning)}", file=sys.stderr)
     if summary.skipped:
         print(f"\nskipped {len(summary.skipped)} task(s):", file=sys.stderr)
         for task in summary.skipped:

@@ -172,6 +172,11 @@ def test_degenerate_but_valid_data_is_scored_with_a_warning(root: Path, capsys: 
     ]
     results = {p.stem: json.loads(p.read_text()) for p in out.rglob("My*.json") if p.parent.name != "evalkit"}
     assert all(math.isfinite(r["scores"]["test"][0]["main_score"]) for r in results.values())
+    printed = [line for line in outcome.stderr.splitlines() if line.startswith("evalkit: warning: ")]
+    assert printed == [
+        "evalkit: warning: MyRetrieval: test/default: no judgement has a grade above 0, so every ranking score is 0",
+        "evalkit: warning: MyPairs: test/default: every pair has label 1: the scores say little about the model",
+    ]
 
 
 def test_the_score_names_table_matches_what_the_metrics_compute() -> None:
