@@ -96,7 +96,7 @@ def _encoder(url: str, **options: object) -> RemoteEmbeddingEncoder:
 
 
 def _embed(encoder: RemoteEmbeddingEncoder) -> None:
-    encoder.embed_batch(encoder.tokenize(["hello"]))
+    encoder.embed_texts(["hello"])
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import pytest
 
 from evalkit.core import EmbeddingCore
 from evalkit.encoders import load_encoder
-from evalkit.encoders.protocol import Encoder
+from evalkit.encoders.protocol import TextEncoder, capabilities_of
 from evalkit.encoders.remote_api import (
     EmbeddingAPIError,
     RemoteEmbeddingEncoder,
@@ -100,14 +100,13 @@ def encode(encoder: RemoteEmbeddingEncoder, texts: list[str], **core_options: An
 
 def test_vectors_come_back_in_input_order_through_the_core(server: FakeServer) -> None:
     encoder = make_encoder(server.url)
-    assert isinstance(encoder, Encoder)
+    assert isinstance(encoder, TextEncoder) and capabilities_of(encoder).level == "texts"
     texts = ["short", "a much longer text about bones", "mid length", "short"]
     vectors = encode(encoder, texts)
     np.testing.assert_array_equal(vectors, np.array([vector_of(t) for t in texts], dtype=np.float32))
     assert sum(len(body["input"]) for body in server.requests) == 3  # the duplicate is sent once
     assert server.requests[0]["model"] == "embedder-1" and server.requests[0]["encoding_format"] == "float"
     assert "dimensions" not in server.requests[0]
-    assert not encoder._pending  # the side table holds only texts in flight
 
 
 def test_requests_are_cut_by_count(server: FakeServer) -> None:
@@ -121,19 +120,21 @@ def test_requests_are_cut_by_count(server: FakeServer) -> None:
 def test_requests_are_cut_by_characters_and_a_long_text_goes_alone(server: FakeServer) -> None:
     encoder = make_encoder(server.url, max_chars_per_request=10)
     texts = ["aaaa", "bbbb", "cc", "d" * 25, "ee"]
-    vectors = encoder.embed_batch(encoder.tokenize(texts))
+    vectors = encoder.embed_texts(texts)
     assert [body["input"] for body in server.requests] == [["aaaa", "bbbb", "cc"], ["d" * 25], ["ee"]]
     np.testing.assert_array_equal(vectors, np.array([vector_of(t) for t in texts], dtype=np.float32))
 
 
-def test_pseudo_tokens_follow_the_length_so_the_core_batches_by_budget(server: FakeServer) -> None:
+def test_the_core_batches_texts_by_count_with_no_pseudo_tokens(server: FakeServer) -> None:
+    """Ported: the adapter once faked tokens so the core's token budget sized its batches; a text-level model is now
+    batched by a count of texts (``batch_size``), and the requests within a batch by the adapter's own limits."""
     encoder = make_encoder(server.url)
-    ids = encoder.tokenize(["", "abcd", "abcde", "x" * 100_000])
-    assert [len(row) for row in ids] == [1, 1, 2, 8192]
-    assert all(len(set(row)) == 1 for row in ids) and len({row[0] for row in ids}) == 4
-    texts = [f"{i:03d}" + "y" * 37 for i in range(8)]  # 40 characters: 10 pseudo-tokens each
-    encode(encoder, texts, token_budget=20)
+    assert not hasattr(encoder, "tokenize")
+    texts = [f"{i:03d}" + "y" * 37 for i in range(8)]
+    encode(encoder, texts, batch_size=2)
     assert [len(body["input"]) for body in server.requests] == [2, 2, 2, 2]
+    encode(make_encoder(server.url), [t + "!" for t in texts])  # default: up to max_batch_size texts per batch
+    assert [len(body["input"]) for body in server.requests[4:]] == [8]
 
 
 def test_a_429_is_retried_after_the_retry_after_header(server: FakeServer) -> None:
@@ -172,7 +173,7 @@ def test_connection_errors_are_retried() -> None:
     sleeps: list[float] = []
     encoder = make_encoder(f"http://127.0.0.1:{port}/v1", sleeps)
     with pytest.raises(EmbeddingAPIError, match="no answer after 4 attempts"):
-        encoder.embed_batch(encoder.tokenize(["hello"]))
+        encoder.embed_texts(["hello"])
     assert sleeps == [0.5, 1.0, 2.0]
 
 
@@ -193,7 +194,7 @@ def test_a_malformed_response_names_the_field(server: FakeServer, payload: Any, 
     server.script.append(lambda body: (200, {}, payload))
     encoder = make_encoder(server.url)
     with pytest.raises(EmbeddingAPIError) as err:
-        encoder.embed_batch(encoder.tokenize(["one", "two"]))
+        encoder.embed_texts(["one", "two"])
     assert err.value.field == field
     assert f"field '{field}'" in str(err.value) and "\n" not in str(err.value)
 
@@ -202,17 +203,17 @@ def test_a_body_that_is_not_json(server: FakeServer) -> None:
     server.script.append(lambda body: (200, {}, b"<html>gateway</html>"))
     encoder = make_encoder(server.url)
     with pytest.raises(EmbeddingAPIError, match="not JSON"):
-        encoder.embed_batch(encoder.tokenize(["one"]))
+        encoder.embed_texts(["one"])
 
 
 def test_the_api_key_comes_from_the_environment(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = make_encoder(server.url, api_key_env="EVALKIT_TEST_API_KEY")
     monkeypatch.delenv("EVALKIT_TEST_API_KEY", raising=False)
     with pytest.raises(EmbeddingAPIError) as err:
-        encoder.embed_batch(encoder.tokenize(["one"]))
+        encoder.embed_texts(["one"])
     assert err.value.field == "api_key_env" and not server.requests
     monkeypatch.setenv("EVALKIT_TEST_API_KEY", "sk-test")
-    encoder.embed_batch(encoder.tokenize(["one"]))
+    encoder.embed_texts(["one"])
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
 
 
@@ -226,28 +227,28 @@ def test_the_rate_limit_spaces_requests_out(server: FakeServer) -> None:
 
     encoder = make_encoder(server.url, requests_per_minute=30, max_texts_per_request=1)
     encoder._sleep, encoder._clock = sleep, lambda: now[0]
-    encoder.embed_batch(encoder.tokenize(["one", "two", "three"]))
+    encoder.embed_texts(["one", "two", "three"])
     assert len(server.requests) == 3 and sleeps == [2.0, 2.0]
 
 
 def test_blank_texts_get_zero_vectors_without_being_sent(server: FakeServer) -> None:
     encoder = make_encoder(server.url, embedding_dim=3)
-    vectors = encoder.embed_batch(encoder.tokenize(["  ", "word"]))
+    vectors = encoder.embed_texts(["  ", "word"])
     assert server.requests[0]["input"] == ["word"]
     np.testing.assert_array_equal(vectors, np.array([[0, 0, 0], vector_of("word")], dtype=np.float32))
     only_blank = make_encoder(server.url)
     with pytest.raises(EmbeddingAPIError) as err:
-        only_blank.embed_batch(only_blank.tokenize([""]))
+        only_blank.embed_texts([""])
     assert err.value.field == "embedding_dim"
 
 
 def test_dimensions_are_sent_checked_and_part_of_the_fingerprint(server: FakeServer) -> None:
     encoder = make_encoder(server.url, dimensions=3)
-    encoder.embed_batch(encoder.tokenize(["one"]))
+    encoder.embed_texts(["one"])
     assert server.requests[0]["dimensions"] == 3
     shorter = make_encoder(server.url, dimensions=2)  # the fake server ignores the request and sends 3
     with pytest.raises(EmbeddingAPIError, match="2 were asked for"):
-        shorter.embed_batch(shorter.tokenize(["one"]))
+        shorter.embed_texts(["one"])
     fingerprints = [
         make_encoder(server.url).fingerprint(),
         make_encoder(server.url, dimensions=3).fingerprint(),

@@ -75,7 +75,7 @@ def test_rerank_orders_by_the_models_own_pair_scores(reranker_folder: Path, tmp_
         np.testing.assert_allclose(np.sort(reranked.scores[row])[::-1], np.sort(expected)[::-1], atol=1e-5)
         assert list(reranked.indices[row]) == list(candidates[np.argsort(-expected, kind="stable")])
     # the long document was truncated from its end, never the query
-    (long_pair,) = model.tokenize([f"{QUERIES[0]}\x1f{DOCS[3]}"])
+    (long_pair,) = model.tokenize_pairs([(QUERIES[0], DOCS[3])])  # ported: pairs, no "\x1f" join
     assert len(long_pair) == 48 and long_pair[:6] == model.tokenizer(QUERIES[0])["input_ids"][:6]
 
     again = EmbeddingCore(show_progress=False, token_budget=96, cache=EmbeddingCache(tmp_path / "cache"))

@@ -27,3 +27,23 @@ def fixed_size_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]
     """Length-sorted batches of a fixed count, as sentence-transformers makes them."""
     order = np.argsort(-lengths, kind="stable")
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, a host MemoryError, or torch's CPU allocator giving up: the errors a smaller batch
+    can cure, so the core halves its batches on them and on nothing else."""
+    if isinstance(err, MemoryError):
+        return True
+    message = str(err).lower()
+    return "out of memory" in message or "can't allocate memory" in message or "cannot allocate memory" in message
+
+
+def release_device_memory() -> None:
+    """Hand cached GPU blocks back before a retry with smaller batches (a no-op without CUDA)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency; adapters without it still work
+        pass

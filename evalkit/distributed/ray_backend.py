@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from evalkit.distributed.worker import (
     merge,
     search_shards,
 )
+from evalkit.encoders.adapters import Encoding, EncodingSettings
 from evalkit.encoders.protocol import Encoder, Role
 from evalkit.errors import EvalkitError
 from evalkit.registry.models import ModelSpec
@@ -249,18 +251,30 @@ class RayBackend:
 
 
 def encoder_settings(
-    model: ModelSpec, encoder: Encoder, core: EmbeddingCore, *, device: str, precision: str, runtime: str
+    model: ModelSpec,
+    encoder: Encoder,
+    core: EmbeddingCore,
+    encoding: EncodingSettings | None = None,
+    *,
+    device: str | None = None,
+    precision: str | None = None,
+    runtime: str | None = None,
+    artifact_dir: Path | None = None,
 ) -> EncoderSettings:
-    """What a worker needs to rebuild the driver's encoder and batching."""
+    """What a worker needs to rebuild the driver's encoder and batching: every encoding option of the run (pass
+    the run's ``encoding``; the keywords are the first version's and override it), and the driver's fingerprint,
+    which the worker checks its own against."""
+    base = encoding if encoding is not None else Encoding()
     return EncoderSettings(
         model=model,
-        device=device,
-        precision=precision,
-        runtime=runtime,
+        device=device if device is not None else base.device,
+        precision=precision if precision is not None else base.precision,
+        runtime=runtime if runtime is not None else base.runtime,
         token_budget=core.token_budget,
         batch_size=core.batch_size,
         max_batch_size=core.max_batch_size,
         fingerprint=dict(encoder.fingerprint()),
+        artifact_dir=str(artifact_dir) if artifact_dir is not None else None,
     )
 
 

@@ -22,7 +22,12 @@ from evalkit.search.running_top_k import best_first, top_k_columns
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """Everything a worker needs to build the driver's encoder and core (the fingerprint is checked against it)."""
+    """Everything a worker needs to build the driver's encoder and core (the fingerprint is checked against it).
+
+    ``device``, ``precision`` and ``runtime`` are the run's encoding options (this record is the worker's
+    :class:`~evalkit.encoders.adapters.EncodingSettings`); ``artifact_dir`` is where derived artefacts (an ONNX
+    export) are kept, ``None`` for the worker's cache folder.
+    """
 
     model: ModelSpec
     device: str
@@ -32,6 +37,7 @@ class EncoderSettings:
     batch_size: int | None
     max_batch_size: int
     fingerprint: Mapping[str, object]
+    artifact_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,13 @@ class ShardEncoder:
     """One model replica: encodes the shards it is handed and commits them to the store."""
 
     def __init__(self, settings: EncoderSettings, store: ShardStore) -> None:
-        from evalkit.encoders import load_encoder
+        from pathlib import Path
+
+        from evalkit.encoders.adapters import build_encoder
 
         self.store = store
-        self.encoder = load_encoder(
-            settings.model, device=settings.device, precision=settings.precision, runtime=settings.runtime
-        )
+        artifact_dir = Path(settings.artifact_dir) if settings.artifact_dir is not None else None
+        self.encoder = build_encoder(settings.model, settings, artifact_dir=artifact_dir)
         own = dict(self.encoder.fingerprint())
         if _comparable(own) != _comparable(settings.fingerprint):
             raise EvalkitError(

@@ -28,7 +28,8 @@ import torch
 
 from evalkit.core.outputs import EncodedOutput, MultiVectorRows, SparseRows
 from evalkit.encoders.hf import _DTYPES, HFEncoder, padded_batch, weights_fingerprint
-from evalkit.encoders.protocol import OutputKind
+from evalkit.encoders.pooling import pool
+from evalkit.encoders.protocol import Capabilities, OutputKind
 from evalkit.errors import UnknownModelError
 from evalkit.registry.models import ModelSpec
 
@@ -44,6 +45,7 @@ class BGEM3Encoder(HFEncoder):
     """
 
     output_kinds: tuple[OutputKind, ...] = ("dense", "sparse", "colbert")
+    capabilities: Capabilities = Capabilities(outputs=output_kinds)
 
     def __init__(
         self,
@@ -139,13 +141,7 @@ class BGEM3Encoder(HFEncoder):
         return input_ids, attention_mask, hidden.float()
 
     def _dense(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-        if self.spec.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        if self.spec.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        pooled = pool(hidden, attention_mask, self.spec.pooling, normalize=self.spec.normalize)
         return pooled.float().cpu().numpy()
 
     @cached_property

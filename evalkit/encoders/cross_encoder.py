@@ -1,16 +1,17 @@
-"""A cross-encoder reranker (bge-reranker style) seen by the embedding core as an encoder of (query, document) pairs.
+"""A cross-encoder reranker (bge-reranker style): a pair scorer the embedding core drives over (query, document)
+pairs (``capabilities.level == "pairs"``).
 
-A pair travels through the core as one string, ``query + PAIR_SEPARATOR + document``, so the core's dedup,
-length-sorted token-budget batching, out-of-memory backoff and content-addressed cache apply to reranking exactly
-as to embedding: a rerun scores nothing twice. The "vector" of a pair is its relevance score, shape ``(1,)``: the
-classification logit (one label, as bge-reranker and ms-marco cross-encoders have), or the logit of the last label
-for two-label models.
+The core dedups the pairs, batches them by a budget of padded tokens (length-sorted), backs off on out-of-memory
+and caches each pair's score under a key of both texts (:mod:`evalkit.core.pairs`), so reranking gets what
+embedding gets: a rerun scores nothing twice. A pair's score is the classification logit (one label, as
+bge-reranker and ms-marco cross-encoders have), or the logit of the last label for two-label models.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,33 +24,48 @@ from evalkit.encoders.hf import (
     require_safetensors,
     weights_fingerprint,
 )
+from evalkit.encoders.protocol import PAIR_SCORES, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
-PAIR_SEPARATOR = "\x1f"  # ASCII unit separator: never in natural text
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def pair_texts(queries: list[str], documents: list[str]) -> list[str]:
-    return [f"{query}{PAIR_SEPARATOR}{document}" for query, document in zip(queries, documents, strict=True)]
+def check_precision(precision: str, device: torch.device) -> None:
+    """The precisions a pair scorer runs in: fp32, bf16 (weights cast), fp16 on a GPU only."""
+    if precision not in PRECISIONS:
+        raise EvalkitError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})", field="precision")
+    if device.type == "cpu" and precision == "fp16":
+        raise EvalkitError("fp16 needs a GPU; on a CPU use --precision bf16", field="precision")
 
 
 class CrossEncoderReranker:
     """``AutoModelForSequenceClassification`` over (query, document) pairs, truncating the document first."""
 
+    capabilities: Capabilities = PAIR_SCORES
+
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", precision: str = "fp32") -> None:
         if spec.local_path is None:
             raise UnknownModelError(f"reranker '{spec.name}' has no local weights")
-        if precision not in PRECISIONS:
-            raise EvalkitError(f"unknown precision '{precision}'", field="precision")
         self.spec = spec
         self.name = spec.name
         self.precision = precision
         self.device = torch.device(device)
+        check_precision(precision, self.device)
         require_safetensors(spec.local_path)
-        self.tokenizer, self._config = load_tokenizer_and_config(spec.local_path)
-        self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
-        self._pad_id = self.tokenizer.pad_token_id or 0
-        self._sep_id = self.tokenizer.sep_token_id
+        tokenizer, self._config = load_tokenizer_and_config(spec.local_path)
+        self._set_tokenizer(tokenizer)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, encoding: Any, *, artifact_dir: Path | None = None) -> CrossEncoderReranker:
+        """Built with the run's device and precision (torch always: ``--runtime`` picks the dense model's pass)."""
+        return cls(spec, device=encoding.device, precision=encoding.precision)
+
+    def _set_tokenizer(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._uses_token_types = "token_type_ids" in tokenizer.model_input_names
+        self._pad_id = tokenizer.pad_token_id or 0
+        self._sep_id = tokenizer.sep_token_id
 
     @cached_property
     def model(self) -> torch.nn.Module:
@@ -59,17 +75,16 @@ class CrossEncoderReranker:
         model = load_weights(AutoModelForSequenceClassification, self.spec.local_path, self._config)
         model.eval().to(self.device)
         if self.precision != "fp32":
-            model.to(torch.bfloat16 if self.precision == "bf16" else torch.float16)
+            model.to(_DTYPES[self.precision])
         return model
 
-    def prepare(self, texts: list[str], prompt: str) -> list[str]:
-        return list(texts)  # an instruction, if any, is part of the query half already
-
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        queries, documents = zip(*(text.split(PAIR_SEPARATOR, 1) for text in texts), strict=True) if texts else ((), ())
+    def tokenize_pairs(self, pairs: list[tuple[str, str]]) -> list[list[int]]:
+        """Token ids of ``[CLS] query [SEP] document [SEP]``, the document truncated first to the max length."""
+        if not pairs:
+            return []
         encoded = self.tokenizer(
-            list(queries),
-            list(documents),
+            [query for query, _ in pairs],
+            [document for _, document in pairs],
             truncation="only_second",
             max_length=self.spec.max_length,
             padding=False,
@@ -84,13 +99,16 @@ class CrossEncoderReranker:
         return ((torch.cumsum(is_sep, dim=1) - is_sep) > 0).long()
 
     @torch.inference_mode()
-    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+    def logits(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """The classifier's logits (float32) for a batch of tokenized pairs."""
         input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = self._token_types(input_ids).to(self.device) * attention_mask.to(self.device)
-        logits = self.model(**inputs).logits.float()
-        return logits[:, -1:].cpu().numpy().astype(np.float32)
+        return self.model(**inputs).logits.float()
+
+    def score_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        return self.logits(token_ids)[:, -1].cpu().numpy().astype(np.float32)
 
     @cached_property
     def _weights_sha256(self) -> str:

@@ -10,10 +10,13 @@ import hashlib
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from evalkit.encoders.pooling import pool
+from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec
 
@@ -123,6 +126,8 @@ class HFEncoder:
     torch otherwise. The exported graph is kept under ``artifact_dir`` (the embedding cache folder by default).
     """
 
+    capabilities: Capabilities = TOKEN_DENSE
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -153,6 +158,12 @@ class HFEncoder:
         self._pad_id = self.tokenizer.pad_token_id or 0
         self.runtime = self._resolve_runtime(runtime)
         self._artifact_dir = artifact_dir
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, encoding: Any, *, artifact_dir: Path | None = None) -> HFEncoder:
+        """Built with every encoding option (see :func:`evalkit.encoders.adapters.build_encoder`)."""
+        device, precision, runtime = encoding.device, encoding.precision, encoding.runtime
+        return cls(spec, device=device, precision=precision, runtime=runtime, artifact_dir=artifact_dir)
 
     def _resolve_runtime(self, runtime: str) -> str:
         from evalkit.encoders.onnx_runtime import onnxruntime_available
@@ -232,13 +243,7 @@ class HFEncoder:
         else:
             with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
                 hidden = self.model(**inputs).last_hidden_state.float()
-        if self.spec.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        if self.spec.normalize:
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        pooled = pool(hidden, inputs["attention_mask"], self.spec.pooling, normalize=self.spec.normalize)
         return pooled.float().cpu().numpy()
 
     @cached_property

@@ -15,9 +15,12 @@ import hashlib
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from evalkit.encoders.pooling import normalized_rows, pool
+from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.registry.models import ModelSpec, resolve_model
 
@@ -49,6 +52,8 @@ class OnnxModelEncoder:
     that folder or from ``spec.tokenizer_from``.
     """
 
+    capabilities: Capabilities = TOKEN_DENSE
+
     def __init__(
         self, spec: ModelSpec, *, device: str = "cpu", precision: str = "fp32", threads: int | None = None
     ) -> None:
@@ -78,6 +83,12 @@ class OnnxModelEncoder:
         self._threads = threads or _available_cpus()
         self._input_types = {node.name: _NUMPY_INTS.get(node.type, np.int64) for node in self.session.get_inputs()}
         self.output_name, self.pooled_in_graph = self._pick_output()
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, encoding: Any, *, artifact_dir: Path | None = None) -> OnnxModelEncoder:
+        """Built with the run's device and precision (refused unless cpu and fp32: the graph fixes both); the
+        graph is ONNX Runtime's whatever ``--runtime`` says, and it is its own artefact."""
+        return cls(spec, device=encoding.device, precision=encoding.precision)
 
     def _tokenizer_folder(self) -> Path:
         if self.spec.tokenizer_from is None:
@@ -168,14 +179,9 @@ class OnnxModelEncoder:
         (output,) = self.session.run([self.output_name], feeds)
         output = np.asarray(output, dtype=np.float32)
         if self.pooled_in_graph:
-            pooled = output
-        elif self.spec.pooling == "cls":
-            pooled = output[:, 0]
+            pooled = normalized_rows(output) if self.spec.normalize else output
         else:
-            mask = attention_mask[:, :, None].astype(np.float32)
-            pooled = (output * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        if self.spec.normalize:
-            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            pooled = pool(output, attention_mask, self.spec.pooling, normalize=self.spec.normalize)
         return pooled.astype(np.float32, copy=False)
 
     @cached_property

@@ -1,14 +1,10 @@
 """An OpenAI-compatible embeddings endpoint (``POST {base_url}/embeddings``) seen as an Encoder.
 
 The model runs elsewhere, so the core's dedup and embedding cache matter even more here: a text is paid for once.
-The adapter keeps to the core's protocol with two choices:
+The adapter is a text-level model (``capabilities.level == "texts"``): the core hands it batches of distinct texts
+(``--batch-size`` of them, else the core's ``max_batch_size``), with no tokens in between — the model's tokenizer
+is not at hand, and the endpoint needs none.
 
-- **Pseudo-tokens.** The model's tokenizer is not at hand, so ``tokenize`` counts about one pseudo-token per four
-  characters (OpenAI's rule of thumb for English), at least one and at most 8,192 (the endpoint's own input limit),
-  and the core's token budget then means roughly what it means for a local model (a larger ``--token-budget``
-  makes fewer, larger requests). Every pseudo-token of a text is the text's number in a side table, from which
-  ``embed_batch`` gets the text back; an entry leaves the table once its vector is made, so the table holds only
-  the texts in flight (a chunk or two), not the corpus.
 - **Requests.** A batch from the core is sent as one or more requests of at most ``max_texts_per_request`` texts and
   ``max_chars_per_request`` characters. 429, 5xx, timeouts and dropped connections are retried with exponential
   backoff (a ``Retry-After`` header, when sent, is waited out instead); other errors fail at once. A client-side
@@ -33,7 +29,6 @@ import ipaddress
 import json
 import math
 import os
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -44,10 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.encoders.protocol import Capabilities, Role
 from evalkit.errors import EvalkitError
 
-CHARS_PER_PSEUDO_TOKEN = 4
-MAX_PSEUDO_TOKENS = 8192
 MAX_RESPONSE_BYTES = 256 * 2**20  # 256 texts x 3,072 dimensions as JSON is ~16 MB; far more is not an answer
 MAX_ERROR_BODY_BYTES = 64 * 2**10
 INSECURE_HTTP_ENV = "EVALKIT_ALLOW_INSECURE_HTTP"
@@ -188,6 +182,8 @@ class RemoteEmbeddingEncoder:
     their zero vector's size before any response has shown it. ``allow_insecure_http``: see :func:`check_endpoint`.
     """
 
+    capabilities = Capabilities(level="texts")
+
     def __init__(
         self,
         *,
@@ -229,31 +225,25 @@ class RemoteEmbeddingEncoder:
         self._clock = clock
         self._min_interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
         self._next_request_at = -math.inf
-        self._pending: dict[int, str] = {}  # the side table: number → text, until the text's vector is made
-        self._next_number = 0
-        self._lock = threading.Lock()  # tokenize runs on the core's background thread
+
+    @classmethod
+    def from_spec(cls, spec: Any, encoding: Any, *, artifact_dir: Any = None) -> RemoteEmbeddingEncoder:
+        """A registry API model (``adapter: openai-api``); it runs remotely, so device, precision and runtime do
+        not apply to it, and no artefact is derived."""
+        assert spec.api_base_url is not None  # the registry requires it for this adapter
+        return cls(
+            name=spec.name,
+            base_url=spec.api_base_url,
+            model=spec.name.split("/", 1)[-1],
+            api_key_env=spec.api_key_env,
+            embedding_dim=spec.embedding_dim,
+        )
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         return [prompt + text for text in texts] if prompt else list(texts)
 
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Pseudo-tokens: the text's number in the side table, repeated about once per four characters."""
-        token_ids = []
-        with self._lock:
-            for text in texts:
-                number = self._next_number
-                self._next_number += 1
-                self._pending[number] = text
-                count = min(MAX_PSEUDO_TOKENS, max(1, math.ceil(len(text) / CHARS_PER_PSEUDO_TOKEN)))
-                token_ids.append([number] * count)
-        return token_ids
-
-    def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
-        with self._lock:
-            try:
-                texts = [self._pending[ids[0]] for ids in token_ids]
-            except KeyError:
-                raise EvalkitError("embed_batch got token ids this encoder's tokenize did not give") from None
+    def embed_texts(self, texts: list[str], role: Role = "document") -> np.ndarray:
+        """Vectors of one batch of texts, in their order; blank texts get zero vectors without being sent."""
         sent = [row for row, text in enumerate(texts) if text.strip()]
         parts = [self._request([texts[row] for row in group]) for group in self._request_groups(texts, sent)]
         if parts:
@@ -265,9 +255,6 @@ class RemoteEmbeddingEncoder:
         vectors = np.zeros((len(texts), self._dim), dtype=np.float32)
         if parts:
             vectors[sent] = np.concatenate(parts)
-        with self._lock:
-            for ids in token_ids:
-                self._pending.pop(ids[0], None)
         return vectors
 
     def _request_groups(self, texts: list[str], rows: list[int]) -> list[list[int]]:

@@ -6,11 +6,12 @@ GPUs encode about twice as fast; tokenizing and the fingerprint come from the fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from evalkit.encoders.protocol import Encoder
+from evalkit.encoders.protocol import Capabilities, Encoder, OutputKind, capabilities_of
 
 
 class ReplicatedEncoder:
@@ -21,6 +22,10 @@ class ReplicatedEncoder:
             raise ValueError("at least one replica is needed")
         self.replicas = list(replicas)
         self.name = self.replicas[0].name
+        first = capabilities_of(self.replicas[0])
+        if first.level != "tokens":
+            raise ValueError(f"replicas are token-level models; '{self.name}' works on {first.level}")
+        self.capabilities: Capabilities = replace(first, replicas=len(self.replicas))
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         return self.replicas[0].prepare(texts, prompt)
@@ -30,6 +35,9 @@ class ReplicatedEncoder:
 
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         return self.replicas[0].embed_batch(token_ids)
+
+    def embed_outputs(self, token_ids: list[list[int]], outputs: tuple[OutputKind, ...]) -> Mapping[str, object]:
+        return self.replicas[0].embed_outputs(token_ids, outputs)  # type: ignore[attr-defined]
 
     def fingerprint(self) -> dict[str, object]:
         return self.replicas[0].fingerprint()

@@ -15,7 +15,7 @@ import torch
 
 from evalkit.core.outputs import EncodedOutput, SparseRows
 from evalkit.encoders.hf import _DTYPES, HFEncoder, load_weights, padded_batch
-from evalkit.encoders.protocol import OutputKind
+from evalkit.encoders.protocol import Capabilities, OutputKind
 from evalkit.errors import EvalkitError
 
 
@@ -23,6 +23,7 @@ class SpladeEncoder(HFEncoder):
     """Sparse term weights from ``AutoModelForMaskedLM`` (torch only: ONNX exports carry no MLM head here)."""
 
     output_kinds: tuple[OutputKind, ...] = ("sparse",)
+    capabilities: Capabilities = Capabilities(outputs=output_kinds)
 
     def _resolve_runtime(self, runtime: str) -> str:
         if runtime == "onnx":

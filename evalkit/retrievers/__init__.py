@@ -2,8 +2,9 @@
 
 A lexical retriever is not an embedding model: it sees the corpus and the queries at once and returns the same
 :class:`~evalkit.search.dense.TopK` record dense search returns, so the metrics that follow cannot tell them apart.
-``load_encoder`` returns one for a registry model whose adapter is lexical; an evaluator tells the two kinds apart
-with ``isinstance(model, LexicalRetriever)`` and calls :meth:`LexicalRetriever.top_k` instead of encoding.
+``build_encoder`` returns one for a registry model whose adapter is lexical, declaring
+:data:`LEXICAL_CAPABILITIES` (``capabilities.level == "lexical"``: it never goes through the embedding core, and
+gives sparse rows where it has a sparse form); code downstream reads that declaration, not the object's type.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from evalkit.encoders.protocol import Capabilities
 from evalkit.search.dense import TopK
+
+LEXICAL_CAPABILITIES = Capabilities(outputs=("sparse",), level="lexical")
+"""What a lexical retriever declares: it ranks texts itself, and can give its sparse form for a hybrid."""
 
 
 @runtime_checkable
@@ -34,4 +39,4 @@ class LexicalRetriever(Protocol):
         ...
 
 
-__all__ = ["LexicalRetriever"]
+__all__ = ["LEXICAL_CAPABILITIES", "LexicalRetriever"]

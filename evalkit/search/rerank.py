@@ -1,4 +1,4 @@
-"""The rerank stage: a cross-encoder rescoring each query's first-stage top k, batched through the embedding core.
+"""The rerank stage: a cross-encoder rescoring each query's first-stage top k, its pairs scored by the core.
 
 Only the k candidates are kept, as mteb's two-stage retrieval and FlagEmbedding's reranker evaluation keep them:
 metrics beyond k then measure the reranked list, not a splice of two scorers.
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalkit.core import EmbeddingCore
-from evalkit.encoders.cross_encoder import CrossEncoderReranker, pair_texts
+from evalkit.encoders.protocol import PairScorer
 from evalkit.search.dense import TopK
 
 
 @dataclass(frozen=True)
 class RerankStage:
-    """``--reranker M --rerank-top-k K``: the cross-encoder and how many first-stage candidates it rescores."""
+    """``--reranker M --rerank-top-k K``: the pair scorer and how many first-stage candidates it rescores."""
 
-    model: CrossEncoderReranker
+    model: PairScorer
     top_k: int = 100
 
     def tag(self) -> str:
@@ -32,7 +32,7 @@ class RerankStage:
 
 def rerank_top_k(
     core: EmbeddingCore,
-    reranker: CrossEncoderReranker,
+    reranker: PairScorer,
     query_texts: list[str],
     doc_texts: list[str],
     first_stage: TopK,
@@ -43,7 +43,7 @@ def rerank_top_k(
     candidates = first_stage.indices[:, :k]
     queries = [query_texts[row] for row in range(candidates.shape[0]) for _ in range(k)]
     documents = [doc_texts[index] for index in candidates.ravel()]
-    scores = core.encode(reranker, pair_texts(queries, documents), "symmetric", desc="rerank")[:, 0]
+    scores = core.score_pairs(reranker, queries, documents, desc="rerank")
     scores = scores.reshape(candidates.shape).astype(np.float32)
     order = np.argsort(-scores, axis=1, kind="stable")
     return TopK(indices=np.take_along_axis(candidates, order, axis=1), scores=np.take_along_axis(scores, order, axis=1))
