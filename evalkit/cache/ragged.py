@@ -173,25 +173,29 @@ class RaggedShard:
         return offsets, values
 
 
+def _ragged_manifest(folder: Path, shard_id: str, dtype: np.dtype) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """A ragged shard's manifest checked: rows, items, the .idx checksum, the .npy size and the item shape."""
+    record = json.loads(shard_path(folder, shard_id, MANIFEST_SUFFIX).read_bytes())
+    if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
+        raise CorruptShard("manifest is not a format-1 record")
+    if record.get("kind") != RAGGED_KIND:
+        raise CorruptShard(f"manifest kind is {record.get('kind')!r}, expected {RAGGED_KIND!r}")
+    rows = int_field(record, "rows", minimum=1)
+    items = int_field(record, "items", minimum=0)
+    idx_crc = int_field(record, "idx_crc32", minimum=0)
+    npy_bytes = int_field(record, "npy_bytes", minimum=1)
+    shape = record.get("item_shape")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise CorruptShard(f"manifest field 'item_shape' is {shape!r}")
+    if record.get("dtype") != _descr(dtype):
+        raise CorruptShard(f"manifest dtype is {record.get('dtype')!r}, the namespace stores {_descr(dtype)!r}")
+    return rows, items, idx_crc, npy_bytes, tuple(shape)
+
+
 def read_ragged_shard(folder: Path, shard_id: str, dtype: np.dtype) -> RaggedShard:
     """Read and check a committed ragged shard of ``dtype`` items; raises :class:`CorruptShard` on any failure."""
     try:
-        record = json.loads(shard_path(folder, shard_id, MANIFEST_SUFFIX).read_bytes())
-        if not isinstance(record, dict) or record.get("format") != FORMAT_VERSION:
-            raise CorruptShard("manifest is not a format-1 record")
-        if record.get("kind") != RAGGED_KIND:
-            raise CorruptShard(f"manifest kind is {record.get('kind')!r}, expected {RAGGED_KIND!r}")
-        rows = int_field(record, "rows", minimum=1)
-        items = int_field(record, "items", minimum=0)
-        idx_crc = int_field(record, "idx_crc32", minimum=0)
-        npy_bytes = int_field(record, "npy_bytes", minimum=1)
-        shape = record.get("item_shape")
-        if not isinstance(shape, list) or not all(isinstance(n, int) and n > 0 for n in shape):
-            raise CorruptShard(f"manifest field 'item_shape' is {shape!r}")
-        item_shape = tuple(shape)
-        if record.get("dtype") != _descr(dtype):
-            raise CorruptShard(f"manifest dtype is {record.get('dtype')!r}, the namespace stores {_descr(dtype)!r}")
-
+        rows, items, idx_crc, npy_bytes, item_shape = _ragged_manifest(folder, shard_id, dtype)
         idx_bytes = shard_path(folder, shard_id, ".idx").read_bytes()
         expected = rows * (DIGEST_BYTES + _CRC_BYTES) + (rows + 1) * _OFFSET_BYTES
         if len(idx_bytes) != expected:
@@ -204,7 +208,6 @@ def read_ragged_shard(folder: Path, shard_id: str, dtype: np.dtype) -> RaggedSha
         offsets = np.frombuffer(idx_bytes, dtype="<i8", offset=split + rows * _CRC_BYTES).astype(np.int64)
         if offsets[0] != 0 or offsets[-1] != items or (np.diff(offsets) < 0).any():
             raise CorruptShard(".idx offsets are not a partition of the items")
-
         npy = shard_path(folder, shard_id, ".npy")
         header_shape, fortran_order, header_dtype, data_offset = read_npy_header(npy, npy_bytes)
     except CorruptShard:

@@ -25,11 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.cache.keys import DIGEST_BYTES, FORMAT_VERSION
+from evalkit.errors import EvalkitError
 
 SHARD_PREFIX = "shard-"
 SUFFIXES = (".npy", ".idx", ".json")
 MANIFEST_SUFFIX = ".json"
 _CRC_BYTES = 4
+
+
+class CacheError(EvalkitError):
+    """The cache cannot be used as it is on disk (e.g. one namespace holding vectors of two sizes)."""
 
 
 class CorruptShard(Exception):

@@ -83,46 +83,56 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time)
 def parse_embeddings(payload: Any, n_inputs: int, *, dimensions: int | None, source: str) -> np.ndarray:
     """The ``(n_inputs, dim)`` float32 vectors of an embeddings response, row ``i`` from the item whose ``index`` is
     ``i``; anything else is an :class:`EmbeddingAPIError` naming the field."""
-
-    def fail(field: str, message: str) -> EmbeddingAPIError:
-        return EmbeddingAPIError(message, file=source, field=field)
-
     if not isinstance(payload, dict):
-        raise fail("(body)", f"expected a JSON object, got {type(payload).__name__}")
+        raise EmbeddingAPIError(f"expected a JSON object, got {type(payload).__name__}", file=source, field="(body)")
     data = payload.get("data")
     if not isinstance(data, list):
-        raise fail("data", f"expected a list of embeddings, got {type(data).__name__}")
+        raise EmbeddingAPIError(f"expected a list of embeddings, got {type(data).__name__}", file=source, field="data")
     if len(data) != n_inputs:
-        raise fail("data", f"{len(data)} embeddings for {n_inputs} inputs")
+        raise EmbeddingAPIError(f"{len(data)} embeddings for {n_inputs} inputs", file=source, field="data")
     vectors: np.ndarray | None = None
     filled = np.zeros(n_inputs, dtype=bool)
     for position, item in enumerate(data):
-        where = f"data[{position}]"
-        if not isinstance(item, dict):
-            raise fail(where, f"expected an object, got {type(item).__name__}")
-        index = item.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_inputs:
-            raise fail(f"{where}.index", f"expected an integer in [0, {n_inputs}), got {index!r}")
-        if filled[index]:
-            raise fail(f"{where}.index", f"index {index} appears twice")
-        embedding = item.get("embedding")
-        try:
-            vector = np.asarray(embedding, dtype=np.float32) if isinstance(embedding, list) else None
-        except (TypeError, ValueError, OverflowError):
-            vector = None
-        if vector is None or vector.ndim != 1 or len(vector) == 0 or not np.isfinite(vector).all():
-            shown = type(embedding).__name__ if not isinstance(embedding, list) else "a list with other values"
-            raise fail(f"{where}.embedding", f"expected a non-empty list of finite numbers, got {shown}")
+        index, vector = _embedding_item(item, f"data[{position}]", n_inputs, filled, source)
+        field = f"data[{position}].embedding"
         if vectors is None:
             if dimensions is not None and len(vector) != dimensions:
-                raise fail(f"{where}.embedding", f"{len(vector)} dimensions, {dimensions} were asked for")
+                message = f"{len(vector)} dimensions, {dimensions} were asked for"
+                raise EmbeddingAPIError(message, file=source, field=field)
             vectors = np.empty((n_inputs, len(vector)), dtype=np.float32)
         elif len(vector) != vectors.shape[1]:
-            raise fail(f"{where}.embedding", f"{len(vector)} dimensions, the first embedding had {vectors.shape[1]}")
+            message = f"{len(vector)} dimensions, the first embedding had {vectors.shape[1]}"
+            raise EmbeddingAPIError(message, file=source, field=field)
         vectors[index] = vector
         filled[index] = True
     assert vectors is not None or n_inputs == 0
     return vectors if vectors is not None else np.zeros((0, dimensions or 0), dtype=np.float32)
+
+
+def _embedding_item(
+    item: object, where: str, n_inputs: int, filled: np.ndarray, source: str
+) -> tuple[int, np.ndarray]:
+    """One ``data`` item checked: its index (in range, not seen before) and its vector (finite numbers)."""
+    if not isinstance(item, dict):
+        raise EmbeddingAPIError(f"expected an object, got {type(item).__name__}", file=source, field=where)
+    index = item.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_inputs:
+        raise EmbeddingAPIError(
+            f"expected an integer in [0, {n_inputs}), got {index!r}", file=source, field=f"{where}.index"
+        )
+    if filled[index]:
+        raise EmbeddingAPIError(f"index {index} appears twice", file=source, field=f"{where}.index")
+    embedding = item.get("embedding")
+    try:
+        vector = np.asarray(embedding, dtype=np.float32) if isinstance(embedding, list) else None
+    except (TypeError, ValueError, OverflowError):
+        vector = None
+    if vector is None or vector.ndim != 1 or len(vector) == 0 or not np.isfinite(vector).all():
+        shown = type(embedding).__name__ if not isinstance(embedding, list) else "a list with other values"
+        raise EmbeddingAPIError(
+            f"expected a non-empty list of finite numbers, got {shown}", file=source, field=f"{where}.embedding"
+        )
+    return index, vector
 
 
 def _is_loopback(host: str) -> bool:

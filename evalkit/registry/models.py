@@ -138,6 +138,10 @@ def packaged_weights(spec: ModelSpec) -> Path | None:
     """
     if spec.packaged_in is None:
         return None
+    marker = spec.onnx_file or "config.json"
+    located = _package_folder(spec.packaged_in)  # found without running the package (its __init__ may load torch)
+    if located is not None and (located / marker).is_file():
+        return located
     try:
         module = importlib.import_module(spec.packaged_in)
     except ImportError:
@@ -150,8 +154,23 @@ def packaged_weights(spec: ModelSpec) -> Path | None:
         folder = Path(next(iter(module.__path__))) if getattr(module, "__path__", None) else None
     if folder is not None and folder.is_file():  # a package pointing at its model file, not a folder
         folder = folder.parent
-    marker = spec.onnx_file or "config.json"
     return folder if folder is not None and (folder / marker).is_file() else None
+
+
+def _package_folder(dotted: str) -> Path | None:
+    """The folder of ``top.sub.data`` found from the top package's location alone, importing nothing."""
+    import importlib.util
+
+    top, *rest = dotted.split(".")
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    if not locations:
+        return None
+    folder = Path(locations[0]).joinpath(*rest)
+    return folder if folder.is_dir() else None
 
 
 _ST_MODULES = ("Transformer", "Pooling", "Normalize")
