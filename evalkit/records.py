@@ -138,4 +138,4 @@ class AnswerRetrievalSplit:
 
 
 Split = RetrievalSplit | PairSplit | PairLabelSplit | RerankingSplit | NativeSplit | AnswerRetrievalSplit
-"""Any one split a loader gives; which one follows from the task type (``evalkit.evaluators``)."""
+"""Any one split a loader gives; which one follows from the task type (its kind's ``split_type``, ``evalkit.kinds``)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalkit import preflight
 from evalkit.cache import EmbeddingCache
 from evalkit.errors import EvalkitError, MissingDataError
 from evalkit.evaluators.outcome import TaskOutcome
@@ -83,19 +84,28 @@ def apply_model_overrides(model: ModelSpec, overrides: Mapping[str, Any]) -> tup
     return RunOptions.from_kwargs(model_overrides=dict(overrides)).overrides.apply(model)
 
 
-def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
-    """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped."""
+def run(
+    config: RunConfig, registry: TaskRegistry | None = None, *, encoder: Any = None, reranker_model: Any = None
+) -> RunSummary:
+    """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped.
+
+    ``encoder`` / ``reranker_model``: models already built from objects (:func:`evalkit.evaluate`), used instead of
+    resolving ``config.model`` / the ``reranker`` option by name."""
     registry = registry or default_registry()
     options = config.options
     options.check_environment()
     plan = plan_run(options.selection, registry)
-    model, settings_tag = resolve_run_model(config.model, options)
+    if encoder is None:
+        model, settings_tag = resolve_run_model(config.model, options)
+    else:
+        model, settings_tag = _object_model(encoder, options)
     datasets, missing, errors = load_all(plan.specs, options.selection)
     if not datasets:
         if len(errors) == 1:
             raise errors[0]
         raise MissingDataError(f"no data for any of the {len(plan.specs)} tasks: " + " | ".join(map(str, errors)))
-    models = build_models(model, settings_tag, options)
+    tasks = [(spec.name, spec.type) for spec in plan.specs if spec.name in datasets]
+    models = build_models(model, settings_tag, options, tasks, encoder=encoder, reranker=reranker_model)
     written = _evaluate_all(plan.specs, datasets, models, options)
     layout = _layout(models, options)
     done = {w.spec.name for w in written}
@@ -105,6 +115,15 @@ def run(config: RunConfig, registry: TaskRegistry | None = None) -> RunSummary:
     return RunSummary(
         written=written, skipped=[*plan.skipped, *missing], embedding_stats=dict(models.core.stats), cache=models.cache
     )
+
+
+def _object_model(encoder: Any, options: RunOptions) -> tuple[ModelSpec, str]:
+    """A model object's spec; the overrides that change a named model's settings cannot reach an object's."""
+    given = {k: v for k, v in options.overrides.record().items() if v is not None}
+    if given:
+        raise EvalkitError(f"{', '.join(given)}: settings of a named model; a model object carries its own")
+    preflight.check_model_name(encoder.spec.name)
+    return encoder.spec, ""
 
 
 def _layout(models: RunModels, options: RunOptions) -> ResultsLayout:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -10,7 +12,9 @@ from evalkit.core import EmbeddingCore
 from evalkit.evaluators.retrieval import document_texts, evaluate_retrieval, ranked_doc_ids
 from evalkit.evaluators.sts import evaluate_sts
 from evalkit.records import Corpus, PairSplit, Queries, RetrievalSplit
+from evalkit.search.build import build_retriever
 from evalkit.search.dense import TopK
+from evalkit.search.fusion import RetrievalSettings
 
 
 class TableEncoder:
@@ -51,6 +55,12 @@ def test_ranked_ids_break_ties_by_doc_id_descending_and_drop_self_hits() -> None
     assert ranked_doc_ids(top, corpus_ids, ["q1"], remove_self_hits=True) == [["d2", "d10", "d1"]]
 
 
+def retrieval_models(encoder: object, core: EmbeddingCore, **settings: object) -> SimpleNamespace:
+    """What evaluate_retrieval reads of a run's models: its retriever, built as a run builds it."""
+    retriever, _ = build_retriever(RetrievalSettings(**settings), encoder, core)  # type: ignore[arg-type]
+    return SimpleNamespace(retriever=retriever)
+
+
 def _toy_retrieval() -> tuple[RetrievalSplit, TableEncoder]:
     corpus = Corpus(ids=["q1", "d1", "d2"], titles=["", "", ""], texts=["query one", "doc one", "doc two"])
     queries = Queries(ids=["q1"], texts=["query one"])
@@ -61,10 +71,9 @@ def _toy_retrieval() -> tuple[RetrievalSplit, TableEncoder]:
 @pytest.mark.parametrize(("remove_self_hits", "expected_ndcg_at_1"), [(False, 0.0), (True, 1.0)])
 def test_self_hit_removal_is_a_task_setting(remove_self_hits: bool, expected_ndcg_at_1: float) -> None:
     split, encoder = _toy_retrieval()
-    outcome, _ = evaluate_retrieval(
+    outcome = evaluate_retrieval(
         split,
-        encoder,
-        EmbeddingCore(show_progress=False),
+        retrieval_models(encoder, EmbeddingCore(show_progress=False)),
         split_name="test",
         hf_subset="default",
         languages=("eng-Latn",),
@@ -79,9 +88,14 @@ def test_corpus_vectors_are_reused_across_splits() -> None:
     split, encoder = _toy_retrieval()
     core = EmbeddingCore(show_progress=False)
     kwargs = dict(split_name="test", hf_subset="default", languages=(), main_score="ndcg_at_10", remove_self_hits=True)
-    _, corpus_vectors = evaluate_retrieval(split, encoder, core, **kwargs)
+    models = retrieval_models(encoder, core)  # one retriever for the run: it keeps the corpus it indexed
+    evaluate_retrieval(split, models, **kwargs)
     calls = encoder.calls
-    evaluate_retrieval(split, encoder, core, corpus_vectors=corpus_vectors, **kwargs)
+    corpus = split.corpus
+    same_documents = Corpus(ids=list(corpus.ids), titles=list(corpus.titles), texts=list(corpus.texts))
+    queries = Queries(ids=["q2"], texts=["doc two"])
+    other = RetrievalSplit(corpus=same_documents, queries=queries, qrels={"q2": {"d2": 1}})
+    evaluate_retrieval(other, models, **kwargs)  # an equal corpus in another object: kept by content, not by id()
     assert encoder.calls == calls + 1  # only the queries were encoded again
 
 

@@ -19,11 +19,11 @@ import pytest
 
 from evalkit.errors import DataError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, TaskOutcome
+from evalkit.kinds import get_kind
 from evalkit.loaders.hub import _strings
 from evalkit.metrics.pair_classification import pair_classification_scores
 from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES
 from evalkit.metrics.sts import pair_similarities, sts_scores
-from evalkit.registry.tasks import SCORE_NAMES
 from tests.hostile import run_cli, snapshot
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -182,13 +182,13 @@ def test_degenerate_but_valid_data_is_scored_with_a_warning(root: Path, capsys: 
 def test_the_score_names_table_matches_what_the_metrics_compute() -> None:
     vectors = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     sts = sts_scores(pair_similarities(vectors, vectors[::-1]), np.array([1.0, 2.0, 3.0, 4.0]))
-    assert set(sts) == SCORE_NAMES["STS"]
+    assert set(sts) == get_kind("STS").score_names
     from evalkit.metrics.pair_classification import pair_similarities as pair_label_similarities
 
     pair = pair_classification_scores(pair_label_similarities(vectors, vectors[::-1].copy()), np.array([0, 1, 0, 1]))
-    assert set(pair) == SCORE_NAMES["PairClassification"]
+    assert set(pair) == get_kind("PairClassification").score_names
     ranking = {f"{prefix}_at_{k}" for prefix in METRIC_PREFIXES for k in K_VALUES} | {"accuracy"}
-    assert ranking == SCORE_NAMES["Retrieval"]
+    assert ranking == get_kind("Retrieval").score_names
 
 
 # --- class 6: inputs that used to end in a traceback ----------------------------------------------------------

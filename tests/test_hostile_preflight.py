@@ -29,7 +29,7 @@ def no_compute(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the run got past its up-front checks")
 
     monkeypatch.setattr(evalkit.pipeline.plan, "load_task_data", refuse)
-    monkeypatch.setattr(evalkit.pipeline.models, "load_encoder", refuse)
+    monkeypatch.setattr(evalkit.pipeline.models, "build_encoder", refuse)
 
 
 def _run(tmp_path: Path, mirror: Path, *extra: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from evalkit.loaders.miracl import load_miracl_splits
 from evalkit.records import RetrievalSplit
 from evalkit.registry.benchmarks import get_benchmark
 from evalkit.registry.tasks import TaskRegistry, TaskSpec, task_spec_dirs
+from evalkit.search.build import build_retriever
+from evalkit.search.fusion import RetrievalSettings
 
 RAW = Path("raw/anserini_topics_qrels")
 LANGUAGES = {"sw": "swa", "te": "tel", "th": "tha", "yo": "yor"}
@@ -178,6 +181,12 @@ def test_beir_layout_of_the_same_data_loads_identically(shared_data: Path, tmp_p
     assert from_miracl.corpus == from_beir.corpus
 
 
+def dense_models(encoder: object) -> SimpleNamespace:
+    """A run's models as the retrieval evaluator reads them: the dense retriever over ``encoder``."""
+    retriever, _ = build_retriever(RetrievalSettings(), encoder, EmbeddingCore(show_progress=False))
+    return SimpleNamespace(retriever=retriever)
+
+
 @pytest.mark.parametrize("lang", ["te", "yo"])
 def test_judged_relevant_passages_first_give_ndcg_and_recall_of_one(
     shared_data: Path, tmp_path: Path, lang: str
@@ -186,10 +195,9 @@ def test_judged_relevant_passages_first_give_ndcg_and_recall_of_one(
     spec = miracl_spec(LANGUAGES[lang])
     split = load_task_data(spec, [tmp_path], allow_hub=False).splits[lang]["dev"]
     assert isinstance(split, RetrievalSplit)
-    outcome, _ = evaluate_retrieval(
+    outcome = evaluate_retrieval(
         split,
-        QueryIndicatorEncoder(raw_topics(shared_data, lang)),
-        EmbeddingCore(show_progress=False),
+        dense_models(QueryIndicatorEncoder(raw_topics(shared_data, lang))),
         split_name="dev",
         hf_subset=lang,
         languages=spec.languages_of(lang),
@@ -213,10 +221,9 @@ def test_yoruba_namesake_passages_stay_in_the_ranking(shared_data: Path, tmp_pat
     encoder = QueryIndicatorEncoder(raw_topics(shared_data, "yo"))
     per_query = {}
     for remove in (False, True):
-        outcome, _ = evaluate_retrieval(
+        outcome = evaluate_retrieval(
             split,
-            encoder,
-            EmbeddingCore(show_progress=False),
+            dense_models(encoder),
             split_name="dev",
             hf_subset="yo",
             languages=("yor-Latn",),

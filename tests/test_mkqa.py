@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import mteb
 import numpy as np
@@ -29,6 +30,8 @@ from evalkit.metrics.has_answer import (
 from evalkit.records import AnswerRetrievalSplit
 from evalkit.registry.benchmarks import get_benchmark
 from evalkit.registry.tasks import TaskRegistry, task_spec_dirs
+from evalkit.search.build import build_retriever
+from evalkit.search.fusion import RetrievalSettings
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The languages of FlagEmbedding's MKQA evaluation (research/C_MTEB/MKQA/README.md), in its order.
@@ -300,10 +303,10 @@ def test_answer_retrieval_encodes_the_corpus_once_and_scores_each_question(tmp_p
     spec = TaskRegistry(task_spec_dirs()).get("MKQA").restricted_to_languages(["deu", "jpn", "tha"])
     data = load_task_data(spec, [tmp_path], allow_hub=False)
     encoder = RankByNumberEncoder()
+    retriever, _ = build_retriever(RetrievalSettings(), encoder, EmbeddingCore(show_progress=False))  # no cache
     outcomes = evaluate_answer_retrieval_task(
         data.splits,
-        encoder,
-        EmbeddingCore(show_progress=False),  # no cache: only the evaluator can spare the re-encoding
+        SimpleNamespace(retriever=retriever),  # only the retriever can spare the re-encoding
         task_name=spec.name,
         eval_splits=spec.eval_splits,
         languages_of=spec.languages_of,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,9 @@ import torch
 from evalkit.core import EmbeddingCore
 from evalkit.core.outputs import MultiVectorRows, SparseRows
 from evalkit.errors import EvalkitError
-from evalkit.evaluators.retrieval import evaluate_retrieval, ranked_doc_ids, retrieve
+from evalkit.evaluators.retrieval import evaluate_retrieval, ranked_doc_ids
 from evalkit.records import Corpus, Queries, RetrievalSplit
+from evalkit.search.build import build_retriever
 from evalkit.search.dense import TopK
 from evalkit.search.fusion import (
     RetrievalSettings,
@@ -326,28 +329,26 @@ def _toy() -> tuple[RetrievalSplit, TableEncoder]:
 )
 def test_every_retrieval_is_a_setting_of_the_evaluator(retrieval: RetrievalSettings, expected_ndcg_at_1: float) -> None:
     split, encoder = _toy()
-    outcome, corpus = evaluate_retrieval(
+    retriever, _ = build_retriever(retrieval, encoder, EmbeddingCore(show_progress=False))
+    outcome = evaluate_retrieval(
         split,
-        encoder,
-        EmbeddingCore(show_progress=False),
+        SimpleNamespace(retriever=retriever),
         split_name="test",
         hf_subset="default",
         languages=("eng-Latn",),
         main_score="ndcg_at_10",
         remove_self_hits=False,
-        retrieval=retrieval,
     )
     assert outcome.scores["ndcg_at_1"] == expected_ndcg_at_1
-    assert isinstance(corpus, np.ndarray) == (retrieval.mode == "dense")
 
 
 def test_hybrid_first_stage_scores_by_hand() -> None:
     split, encoder = _toy()
     core = EmbeddingCore(show_progress=False)
-    outputs = ("dense", "sparse", "colbert")
-    queries = core.encode_outputs(encoder, split.queries.texts, "query", outputs=outputs)
-    corpus = core.encode_outputs(encoder, split.corpus.texts, "document", outputs=outputs)
-    top = retrieve(RetrievalSettings("hybrid"), queries, corpus, 10)
+    retriever, _ = build_retriever(RetrievalSettings("hybrid"), encoder, core)
+    retriever.index(split.corpus.texts)
+    top = retriever.search(split.queries.texts, 10)
+    assert len(encoder._texts) == 4  # each text tokenized once: one pass gives the dense, sparse and ColBERT rows
     # dense cosines 0.6, 0.9939, 0; sparse 3, 0, 0.5; ColBERT (mean over 2 query tokens) 1, 0.7, 0.5
     cosine_d2 = 0.9 / np.hypot(0.9, 0.1)
     expected = {0: 0.6 + 0.3 * 3 + 1.0, 1: cosine_d2 + 0 + 0.7, 2: 0.0 + 0.3 * 0.5 + 0.5}

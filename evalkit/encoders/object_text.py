@@ -163,7 +163,16 @@ def _torch_module_of(obj: Any) -> Any:
 
 def object_name(obj: Any) -> str:
     named = getattr(obj, "name_or_path", None) or getattr(obj, "__name__", None)
-    return str(named) if named else f"object/{type(obj).__name__}"
+    return model_name(str(named)) if named else f"object/{type(obj).__name__}"
+
+
+def model_name(raw: str) -> str:
+    """How results name a model object: a hub id as it is (``org/name``), a folder by its last part
+    (``local/<folder>``), so a path never becomes a results folder name."""
+    parts = [p for p in raw.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if raw.count("/") == 1 and len(parts) == 2 and not raw.startswith(("/", ".")):
+        return raw
+    return f"local/{parts[-1]}" if parts else "object/unnamed"
 
 
 __all__ = [

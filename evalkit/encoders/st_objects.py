@@ -102,7 +102,7 @@ class InMemoryTransformerEncoder(HFEncoder):
         self._artifact_dir = None
         self._default_prompt = default_prompt
         self.__dict__["model"] = module  # the cached property, filled: nothing is loaded from disk
-        self._weights = revision or parameters_sha256(module)
+        self._weights = {"revision": revision} if revision else {"weights_sha256": parameters_sha256(module)}
         self._tokenizer_sha256 = _tokenizer_digest(self.tokenizer)
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
@@ -120,7 +120,7 @@ class InMemoryTransformerEncoder(HFEncoder):
         return {
             "model": self.name,
             "object": "sentence_transformers.SentenceTransformer",
-            "weights": self._weights,
+            **self._weights,  # the caller's revision, or a hash of the parameters (as every object model keys them)
             "tokenizer_sha256": self._tokenizer_sha256,
             "default_prompt": self._default_prompt,
             "precision": self.precision,
@@ -194,4 +194,6 @@ def _tokenizer_digest(tokenizer: Any) -> str:
 def _st_name(model: Any) -> str:
     card = getattr(getattr(model, "model_card_data", None), "base_model", None)
     path = getattr(getattr(model, "tokenizer", None), "name_or_path", None)
-    return str(card or path or type(model).__name__)
+    from evalkit.encoders.object_text import model_name
+
+    return model_name(str(card or path)) if card or path else f"object/{type(model).__name__}"

@@ -3,7 +3,9 @@ count a question as answered at k when one of its top k passages contains an ans
 
 The passage text, encoded and matched, is FlagEmbedding's (``evalkit.metrics.has_answer.passage_text``): title and
 text on two lines, lowercased, punctuation unified. Rankings are the exact top k, best first (equal scores by
-corpus order), as the flat inner-product index FlagEmbedding searches returns them.
+corpus order), as the flat inner-product index FlagEmbedding searches returns them. The search is the run's
+retriever (:class:`evalkit.search.retriever.Retriever`), which keeps the shared corpus by content: every language
+searches one indexing of it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
-from evalkit.encoders.protocol import Encoder
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
+from evalkit.evaluators.retrieval import RetrievalModels
 from evalkit.metrics.has_answer import AnswerSet, answer_recall, first_hit_rank, passage_text
 from evalkit.records import AnswerRetrievalSplit, Corpus, Split
-from evalkit.search.dense import SearchBackend, exact_top_k
 
 ANSWER_K_VALUES: tuple[int, ...] = (1, 5, 10, 20, 100)
 """Cutoffs reported; the BGE-M3 paper's MKQA table gives Recall@20 and Recall@100."""
@@ -48,42 +48,35 @@ def first_answer_ranks(
 
 def evaluate_answer_retrieval(
     split: AnswerRetrievalSplit,
-    encoder: Encoder,
-    core: EmbeddingCore,
+    models: RetrievalModels,
     *,
     split_name: str,
     hf_subset: str,
     languages: tuple[str, ...],
     main_score: str,
     k_values: Sequence[int] = ANSWER_K_VALUES,
-    corpus_vectors: np.ndarray | None = None,
     prompts: TaskPrompts = NO_PROMPTS,
-    search_backend: SearchBackend = "numpy",
-) -> tuple[SplitOutcome, np.ndarray]:
-    """Scores of one language; also returns the corpus vectors so the other languages reuse them."""
+) -> SplitOutcome:
+    """Scores of one language; the corpus indexed already (the same passages) is not indexed again."""
     reported = [f"recall_at_{k}" for k in k_values]
     if main_score not in reported:  # checked before the encoding, which may take hours
         raise EvalkitError(
             f"main score '{main_score}' is not one of the answer-retrieval scores ({', '.join(reported)})",
             field="main_score",
         )
+    retriever = models.retriever
     started = time.perf_counter()
-    if corpus_vectors is None:
-        texts = corpus_passage_texts(split.corpus)
-        corpus_vectors = core.encode(encoder, texts, "document", prompt=prompts.document, desc="corpus")
-        del texts  # the corpus can be millions of passages; matching rebuilds the few texts it reads
-    corpus_done = time.perf_counter()
-    query_vectors = core.encode(
-        encoder, split.queries.texts, "query", prompt=prompts.query, desc=f"{hf_subset} {split_name} questions"
+    retriever.index(corpus_passage_texts(split.corpus), prompt=prompts.document, languages=languages)
+    indexed = time.perf_counter()
+    top = retriever.search(
+        split.queries.texts, max(k_values), prompt=prompts.query, desc=f"{hf_subset} {split_name} questions"
     )
-    queries_done = time.perf_counter()
-    top = exact_top_k(query_vectors, corpus_vectors, max(k_values), search_backend=search_backend)
     searched = time.perf_counter()
     corpus = split.corpus
     ranks = first_answer_ranks(top.indices, split.answers, lambda i: passage_text(corpus.titles[i], corpus.texts[i]))
     per_question = answer_recall(ranks, k_values)
     scores = {name: float(values.mean()) for name, values in per_question.items()}
-    outcome = SplitOutcome(
+    return SplitOutcome(
         split=split_name,
         hf_subset=hf_subset,
         languages=languages,
@@ -91,33 +84,29 @@ def evaluate_answer_retrieval(
         main_score=scores[main_score],
         per_item=PerItemScores(item_ids=list(split.queries.ids), values=per_question),
         timings={
-            "encode_corpus_s": corpus_done - started,
-            "encode_queries_s": queries_done - corpus_done,
-            "search_s": searched - queries_done,
+            "encode_corpus_s": indexed - started,
+            "search_s": searched - indexed,
             "score_s": time.perf_counter() - searched,
         },
     )
-    return outcome, corpus_vectors
 
 
 def evaluate_answer_retrieval_task(
     splits: Mapping[str, Mapping[str, Split]],
-    encoder: Encoder,
-    core: EmbeddingCore,
+    models: RetrievalModels,
     *,
     task_name: str,
     eval_splits: Sequence[str],
     languages_of: Callable[[str], tuple[str, ...]],
     main_score: str,
     prompts: TaskPrompts = NO_PROMPTS,
-    search_backend: SearchBackend = "numpy",
+    search_backend: str = "numpy",
 ) -> list[SplitOutcome]:
-    """Every language of a task, the shared corpus encoded once for all of them (even with the cache off).
+    """Every language of a task, the shared corpus encoded once for all of them (even with the cache off): the
+    retriever keeps it by content, so a subset with a corpus of its own simply gets it indexed.
 
-    The vectors are held for the whole task, keyed by the corpus object, because every language's split holds the
-    same one (the loader shares it); a subset with a corpus of its own simply gets its own entry.
+    ``search_backend`` is the run's, already in the retriever; taken for the evaluators' common signature.
     """
-    corpus_vectors: dict[int, np.ndarray] = {}
     outcomes: list[SplitOutcome] = []
     for hf_subset, subset_splits in splits.items():
         for split_name in eval_splits:
@@ -126,18 +115,14 @@ def evaluate_answer_retrieval_task(
                 raise EvalkitError(
                     f"task '{task_name}': expected AnswerRetrievalSplit data, got {type(split).__name__}"
                 )
-            key = id(split.corpus)
-            outcome, corpus_vectors[key] = evaluate_answer_retrieval(
+            outcome = evaluate_answer_retrieval(
                 split,
-                encoder,
-                core,
+                models,
                 split_name=split_name,
                 hf_subset=hf_subset,
                 languages=languages_of(hf_subset),
                 main_score=main_score,
-                corpus_vectors=corpus_vectors.get(key),
                 prompts=prompts,
-                search_backend=search_backend,
             )
             outcomes.append(outcome)
     return outcomes

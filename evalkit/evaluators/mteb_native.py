@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,12 @@ from evalkit.encoders.protocol import Encoder
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.records import NativeSplit
+from evalkit.registry.tasks import mteb_task_for
+
+if TYPE_CHECKING:
+    from evalkit.pipeline.models import RunModels
+    from evalkit.records import TaskData
+    from evalkit.registry.tasks import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -137,3 +143,19 @@ def evaluate_with_mteb(
                 )
             )
     return outcomes
+
+
+def evaluate_native_task(spec: TaskSpec, data: TaskData, models: RunModels) -> list[SplitOutcome]:
+    """Every split and subset of a task with mteb's evaluator for its type, the run's model behind the adapter."""
+    adapter = MtebEncoderAdapter(
+        models.encoder, models.core, prompts=models.model.prompts, name=models.model.name, revision=models.revision
+    )
+    return evaluate_with_mteb(
+        mteb_task_for(spec),
+        data.splits,  # type: ignore[arg-type]
+        adapter,
+        eval_splits=spec.eval_splits,
+        languages_of=spec.languages_of,
+        main_score=spec.main_score,
+        batch_size=models.core.batch_size or 32,
+    )

@@ -10,9 +10,9 @@ from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, label_warnings, require_main_score
+from evalkit.kinds.pair_classification import PAIR_CLASSIFICATION_SCORES
 from evalkit.metrics.pair_classification import pair_classification_scores, pair_similarities
 from evalkit.records import PairLabelSplit
-from evalkit.registry.tasks import SCORE_NAMES
 
 PER_PAIR_FUNCTIONS = ("cosine", "euclidean", "manhattan", "dot")
 """Similarities kept per pair (distances negated); ``similarity`` is cosine again for every registry model."""
@@ -30,7 +30,7 @@ def evaluate_pair_classification(
     prompts: TaskPrompts = NO_PROMPTS,
 ) -> SplitOutcome:
     """Scores of one split; the main score (``max_ap`` mostly, ``max_accuracy`` for Ocnli/Cmnli) is the task's."""
-    require_main_score(main_score, SCORE_NAMES["PairClassification"], "PairClassification")
+    require_main_score(main_score, PAIR_CLASSIFICATION_SCORES, "PairClassification")
     started = time.perf_counter()
     # Both sides in one call, with no role, as mteb asks for pair tasks: a sentence in many pairs is encoded once.
     vectors = core.encode(

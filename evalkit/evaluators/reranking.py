@@ -18,12 +18,10 @@ from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, qrels_warnings, require_main_score
 from evalkit.evaluators.retrieval import document_texts
+from evalkit.kinds.reranking import SUBQUERY_PREFIX
 from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES, evaluate_ranked, evaluate_run, trec_order
 from evalkit.records import Qrels, RerankingSplit
 from evalkit.search.candidates import candidate_scores
-
-SUBQUERY_PREFIX = "max_over_subqueries_"
-"""mteb's MindSmallReranking also scores queries merged by id prefix; its main score carries this prefix."""
 
 
 def candidate_rows(split: RerankingSplit) -> tuple[list[int], list[np.ndarray]]:

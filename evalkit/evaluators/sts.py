@@ -11,9 +11,9 @@ from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, require_main_score
+from evalkit.kinds.sts import STS_SCORES
 from evalkit.metrics.sts import pair_similarities, sts_scores
 from evalkit.records import PairSplit
-from evalkit.registry.tasks import SCORE_NAMES
 
 
 def evaluate_sts(
@@ -28,7 +28,7 @@ def evaluate_sts(
     score_range: tuple[float, float],
     prompts: TaskPrompts = NO_PROMPTS,
 ) -> SplitOutcome:
-    require_main_score(main_score, SCORE_NAMES["STS"], "STS")
+    require_main_score(main_score, STS_SCORES, "STS")
     low, high = score_range
     if not low < high:  # reversed: every correlation's sign flips; empty: a division by zero
         raise EvalkitError(f"score range [{low:g}, {high:g}] is not [min, max] with min < max", field="score_range")

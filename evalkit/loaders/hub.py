@@ -9,13 +9,15 @@ MissingDataErrors naming ``hub:<path>@<revision>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from evalkit.errors import DataError, EvalkitError, MissingDataError
+from evalkit.kinds import get_kind
+from evalkit.kinds.kind import HubReader
 from evalkit.loaders.native import splits_to_load
 from evalkit.loaders.pairs import check_gold_scores
 from evalkit.loaders.text import check_text
@@ -31,9 +33,14 @@ from evalkit.records import (
     Split,
     TaskData,
 )
-from evalkit.registry.tasks import MTEB_NATIVE_TYPES, TaskSpec
+from evalkit.registry.tasks import TaskSpec
 
 _MAX_REASON = 240
+
+FromMteb = Callable[[Any, Any, str], Split]
+"""One split of a loaded mteb task as evalkit's record: ``(mteb task, the split's data, where)``."""
+GenericReader = Callable[[TaskSpec, str], "dict[str, dict[str, Split]]"]
+"""Every split of a task only the spec knows, from the hub with mteb's or ``datasets``' generic loaders."""
 
 
 def hub_location(spec: TaskSpec) -> str:
@@ -42,19 +49,37 @@ def hub_location(spec: TaskSpec) -> str:
 
 
 def load_from_hub(spec: TaskSpec) -> TaskData:
-    """Every eval split of every subset of ``spec`` from the hub (or the ``datasets`` cache when offline)."""
+    """Every eval split of every subset of ``spec`` from the hub (or the ``datasets`` cache when offline), read by
+    the hub reader its kind declares."""
     where = hub_location(spec)
     if spec.dataset_path is None:
         raise MissingDataError(f"task '{spec.name}' names no hub dataset")
-    if spec.type in MTEB_NATIVE_TYPES:
-        splits = _load_native(spec, where)
-    elif spec.type in ("PairClassification", "Reranking") and spec.metadata_source == "mteb":
-        splits = _load_with_mteb(spec, where)
-    elif spec.type in ("Retrieval", "STS"):
-        splits = _load_with_mteb(spec, where) if spec.metadata_source == "mteb" else _load_generic(spec, where)
-    else:
+    read = get_kind(spec.type).read_hub
+    if read is None:
         raise EvalkitError(f"task '{spec.name}' is of type '{spec.type}', which evalkit cannot load from the hub yet")
-    return TaskData(task_name=spec.name, splits=splits, origin=where, source_files=[])
+    return TaskData(task_name=spec.name, splits=read(spec, where), origin=where, source_files=[])
+
+
+def mteb_only(from_mteb: FromMteb) -> HubReader:
+    """A hub reader for a kind evalkit loads only through mteb's task (a task only the spec knows is refused)."""
+
+    def read(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+        if spec.metadata_source != "mteb":
+            raise EvalkitError(
+                f"task '{spec.name}' is of type '{spec.type}', which evalkit cannot load from the hub yet"
+            )
+        return load_with_mteb(spec, where, from_mteb)
+
+    return read
+
+
+def mteb_or_generic(from_mteb: FromMteb, generic: GenericReader) -> HubReader:
+    """A hub reader: mteb's loading for a task mteb defines, ``generic`` for one only the spec knows."""
+
+    def read(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+        return load_with_mteb(spec, where, from_mteb) if spec.metadata_source == "mteb" else generic(spec, where)
+
+    return read
 
 
 @contextmanager
@@ -115,46 +140,50 @@ def _mteb_task(spec: TaskSpec, where: str) -> Any:
     return task
 
 
-def _load_native(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
-    """Types scored by mteb's evaluators keep mteb's own datasets (after its dataset_transform), as they are."""
+def load_native_from_hub(spec: TaskSpec, where: str, *, trains: bool = False) -> dict[str, dict[str, Split]]:
+    """Types scored by mteb's evaluators keep mteb's own datasets (after its dataset_transform), as they are;
+    ``trains``: the kind's protocol also needs the task's training split."""
     task = _mteb_task(spec, where)
     with _hub_errors(where):
         task.load_data()
-    wanted = splits_to_load(task, spec.eval_splits)
+    wanted = splits_to_load(task, spec.eval_splits, trains=trains)
     return {
         subset: {split: NativeSplit(dataset=_pick(task.dataset, subset, split, where)) for split in wanted}
         for subset in spec.hf_subsets
     }
 
 
-def _load_with_mteb(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+def load_with_mteb(spec: TaskSpec, where: str, from_mteb: FromMteb) -> dict[str, dict[str, Split]]:
+    """Every split loaded by mteb's own ``load_data``, each converted by the kind's ``from_mteb``."""
     task = _mteb_task(spec, where)
     with _hub_errors(where):
         task.load_data()
         convert = getattr(task, "convert_v1_dataset_format_to_v2", None)
         if convert is not None:  # retrieval tasks that override load_data still fill the v1 attributes
             convert(num_proc=None)
-    columns = ("sentence1", "sentence2")
-    if spec.type == "PairClassification":
-        columns = (task.input1_column_name, task.input2_column_name)
-    if spec.type == "STS":
-        columns = tuple(task.column_names)
-        if not all(isinstance(c, str) for c in columns):
-            raise EvalkitError(f"task '{spec.name}' compares non-text columns; evalkit loads text STS only")
-    splits: dict[str, dict[str, Split]] = {}
-    for subset in spec.hf_subsets:
-        splits[subset] = {}
-        for split in spec.eval_splits:
-            data = _pick(task.dataset, subset, split, where)
-            if spec.type == "Retrieval":
-                splits[subset][split] = _retrieval_split(data, where)
-            elif spec.type == "Reranking":
-                splits[subset][split] = _reranking_split(data, where)
-            elif spec.type == "PairClassification":
-                splits[subset][split] = _pair_label_split(data, *columns, task.label_column_name, where)
-            else:
-                splits[subset][split] = _pair_split(data, columns[0], columns[1], where)
-    return splits
+    return {
+        subset: {split: from_mteb(task, _pick(task.dataset, subset, split, where), where) for split in spec.eval_splits}
+        for subset in spec.hf_subsets
+    }
+
+
+def retrieval_from_mteb(task: Any, data: Any, where: str) -> RetrievalSplit:
+    return _retrieval_split(data, where)
+
+
+def reranking_from_mteb(task: Any, data: Any, where: str) -> RerankingSplit:
+    return _reranking_split(data, where)
+
+
+def pair_labels_from_mteb(task: Any, data: Any, where: str) -> PairLabelSplit:
+    return _pair_label_split(data, task.input1_column_name, task.input2_column_name, task.label_column_name, where)
+
+
+def pairs_from_mteb(task: Any, data: Any, where: str) -> PairSplit:
+    columns = tuple(task.column_names)
+    if not all(isinstance(c, str) for c in columns):
+        raise EvalkitError(f"task '{task.metadata.name}' compares non-text columns; evalkit loads text STS only")
+    return _pair_split(data, columns[0], columns[1], where)
 
 
 def _pick(dataset: Mapping[str, Any], subset: str, split: str, where: str) -> Any:
@@ -173,14 +202,17 @@ def _pick(dataset: Mapping[str, Any], subset: str, split: str, where: str) -> An
 # --- tasks only the spec knows: mteb's generic loaders ----------------------------------------------------
 
 
-def _load_generic(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
-    splits: dict[str, dict[str, Split]] = {}
-    for subset in spec.hf_subsets:
-        if spec.type == "Retrieval":
-            splits[subset] = {s: _generic_retrieval(spec, subset, s, where) for s in spec.eval_splits}
-        else:
-            splits[subset] = _generic_pairs(spec, subset, where)
-    return splits
+def load_generic_retrieval(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+    """A retrieval task only the spec knows, split by split with mteb's generic retrieval loader."""
+    return {
+        subset: {split: _generic_retrieval(spec, subset, split, where) for split in spec.eval_splits}
+        for subset in spec.hf_subsets
+    }
+
+
+def load_generic_pairs(spec: TaskSpec, where: str) -> dict[str, dict[str, Split]]:
+    """An STS task only the spec knows: ``sentence1``/``sentence2``/``score`` columns, with ``load_dataset``."""
+    return {subset: _generic_pairs(spec, subset, where) for subset in spec.hf_subsets}
 
 
 def _generic_retrieval(spec: TaskSpec, subset: str, split: str, where: str) -> RetrievalSplit:

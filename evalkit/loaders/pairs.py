@@ -36,9 +36,7 @@ def load_pair_split(path: Path) -> tuple[PairSplit, SourceFile]:
 def check_gold_scores(scores: np.ndarray, *, file: str | Path, field: str = "score") -> None:
     """Refuse gold scores a Pearson or Spearman correlation is undefined for: it would be written as ``null``."""
     if len(scores) < 2:
-        raise DataError(
-            f"{len(scores)} sentence pair: a correlation needs at least 2 pairs", file=file, field=field
-        )
+        raise DataError(f"{len(scores)} sentence pair: a correlation needs at least 2 pairs", file=file, field=field)
     if np.all(scores == scores[0]):
         raise DataError(
             f"every gold score is {scores[0]:g}: the correlation with constant scores is undefined",

@@ -1,5 +1,6 @@
 """Every model a run builds — the model under test, a hybrid's sparse model, a reranker, the Ray backend's
-replicas — built from one set of encoding options and checked against each other in one place.
+replicas — built from one set of encoding options, and the run's retriever over them, checked against each other
+in one place (:mod:`evalkit.search.build`).
 
 The revision folder the run writes to is named here too: the model's revision (or a weights fingerprint), then a
 tag for each option that changes scores (overrides, retrieval, a second model, a reranker, reduced precision), so
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +20,14 @@ from typing import Any
 from evalkit import preflight
 from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
-from evalkit.core.embed import encoder_outputs
-from evalkit.encoders import load_encoder
-from evalkit.encoders.protocol import Encoder
+from evalkit.encoders import build_encoder, build_pair_scorer
 from evalkit.errors import EvalkitError
-from evalkit.evaluators.retrieval import DistributedSearch, SparseModel
-from evalkit.options import EncodingOptions, RunOptions
+from evalkit.options import RunOptions
 from evalkit.registry.models import WEIGHTLESS_ADAPTERS, ModelSpec, resolve_model
-from evalkit.retrievers import LexicalRetriever
+from evalkit.search.build import build_retriever, check_task, is_lexical
 from evalkit.search.rerank import RerankStage
+from evalkit.search.retriever import Retriever
+from evalkit.search.stages import DistributedSearch
 
 
 def default_token_budget(device: str, precision: str = "fp32") -> int:
@@ -49,9 +50,20 @@ class RunModels:
     cache: EmbeddingCache | None
     revision: str  # the revision folder, tags included
     retrieval: Any  # evalkit.search.fusion.RetrievalSettings, checked against the models' outputs
-    sparse_model: SparseModel | None
+    sparse_model: Any | None  # a hybrid's second model: a sparse encoder (SPLADE) or BM25
     rerank: RerankStage | None
     distributed: DistributedSearch | None
+    retriever: Retriever  # what Retrieval and AnswerRetrieval tasks search with, built once for the run
+
+    def check_task(self, task_name: str, task_type: str) -> None:
+        """Whether these models can score a task of this type (BM25 and a reranker: Retrieval only, ...)."""
+        check_task(
+            task_name, task_type, encoder=self.encoder, settings=self.retrieval, reranked=self.rerank is not None
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The model's fingerprint for the run record (``{"cached": False}`` for a model that has none)."""
+        return _fingerprint_of(self.encoder) or {"model": self.model.name, "cached": False}
 
     def settings_record(self, options: RunOptions) -> dict[str, Any]:
         """The run record's ``run_settings``: the options as they took effect."""
@@ -60,7 +72,7 @@ class RunModels:
             "token_budget": self.core.token_budget,
             "device": options.encoding.device,
             "precision": options.encoding.precision,
-            "runtime": getattr(self.encoder, "runtime", "torch"),
+            "runtime": _fingerprint_of(self.encoder).get("runtime", getattr(self.encoder, "runtime", "torch")),
             "search_backend": options.retrieval.search_backend,
             "retrieval": self.retrieval.record(),
             "rerank": self.rerank.record() if self.rerank is not None else None,
@@ -86,13 +98,6 @@ def resolve_run_model(model: str, options: RunOptions) -> tuple[ModelSpec, str]:
     return spec, settings_tag
 
 
-def build_encoder(spec: ModelSpec, encoding: EncodingOptions, artifact_dir: Path) -> Encoder | LexicalRetriever:
-    """One model from the run's encoding options: every model of a run is built here, so none misses one."""
-    return load_encoder(
-        spec, device=encoding.device, precision=encoding.precision, runtime=encoding.runtime, artifact_dir=artifact_dir
-    )
-
-
 def scratch_dir() -> Path:
     """A folder for derived artefacts (an ONNX export) when the cache is off; removed when the process ends."""
     folder = Path(tempfile.mkdtemp(prefix="evalkit-artifacts-"))
@@ -101,19 +106,42 @@ def scratch_dir() -> Path:
 
 
 def results_revision(model: ModelSpec, encoder: Any) -> str:
-    """The revision folder: the pinned revision, or a weights fingerprint for a local folder."""
+    """The revision folder: the pinned revision, or a fingerprint of the weights (a local folder, a model object)."""
     if model.revision:
         return model.revision
-    weights = str(encoder.fingerprint().get("weights_sha256", ""))
+    fingerprint = _fingerprint_of(encoder)
+    if model.source == "object" and fingerprint.get("revision"):
+        return str(fingerprint["revision"])  # the revision= the caller named the object's weights by
+    weights = str(fingerprint.get("weights_sha256", ""))
     return f"local-{weights[:12]}" if weights else "no_revision_available"
 
 
-def build_models(model: ModelSpec, settings_tag: str, options: RunOptions) -> RunModels:
-    """Every model of the run from one set of options, their combination checked, and the revision folder."""
+def _fingerprint_of(encoder: Any) -> dict[str, Any]:
+    """The encoder's fingerprint, or an empty one for a model that has none (an opaque callable: never cached)."""
+    from evalkit.encoders.protocol import capabilities_of
+
+    return dict(encoder.fingerprint()) if capabilities_of(encoder).cacheable else {}
+
+
+def build_models(
+    model: ModelSpec,
+    settings_tag: str,
+    options: RunOptions,
+    tasks: Sequence[tuple[str, str]] = (),
+    *,
+    encoder: Any = None,
+    reranker: Any = None,
+) -> RunModels:
+    """Every model of the run from one set of options, their combination checked, and the revision folder.
+
+    ``tasks`` (name, type) are checked against the models here, before the first vector of the run. ``encoder``
+    and ``reranker``: models already built (objects a Python caller handed in) instead of ones ``model`` and
+    ``--reranker`` name."""
     cache = EmbeddingCache(options.cache.cache_dir) if options.cache.use_cache else None
     artifact_dir = cache.root if cache is not None else scratch_dir()
     encoding = options.encoding
-    encoder = build_encoder(model, encoding, artifact_dir)
+    if encoder is None:
+        encoder = build_encoder(model, encoding, artifact_dir=artifact_dir)
     core = EmbeddingCore(
         token_budget=encoding.token_budget or default_token_budget(encoding.device, encoding.precision),
         batch_size=encoding.batch_size,
@@ -121,65 +149,58 @@ def build_models(model: ModelSpec, settings_tag: str, options: RunOptions) -> Ru
         cache=cache,
     )
     sparse_model = _sparse_model(options, encoder, artifact_dir)
-    outputs = tuple(encoder_outputs(encoder))
-    if sparse_model is not None and "sparse" not in outputs:
-        outputs += ("sparse",)
-    retrieval = options.retrieval.settings().for_encoder(outputs)
-    rerank = _rerank_stage(options)
-    distributed = _distributed_backend(options, model, encoder, core, cache)
-    revision = results_revision(model, encoder) + settings_tag + options.retrieval.tag_for(retrieval)
-    if rerank is not None:
-        revision += rerank.tag()
-    revision += encoding.tag()
-    return RunModels(model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed)
-
-
-def _sparse_model(options: RunOptions, encoder: Any, artifact_dir: Path) -> SparseModel | None:
-    """The second model of a two-model hybrid, checked: it gives sparse vectors (the section checked the mode)."""
-    name = options.retrieval.sparse_model
-    if not name:
-        return None
-    if isinstance(encoder, LexicalRetriever):
-        raise EvalkitError(f"{encoder.name} ranks texts itself; a hybrid needs a vector model as --model")
-    spec = resolve_model(name)
-    model = build_encoder(spec, options.encoding, artifact_dir)
-    if isinstance(model, LexicalRetriever):
-        if not hasattr(model, "sparse_rows"):
-            raise EvalkitError(f"{spec.name} has no sparse form to fuse", field="sparse_model")
-        return model  # type: ignore[return-value]
-    if "sparse" not in encoder_outputs(model):
-        raise EvalkitError(
-            f"--sparse-model {spec.name} gives {', '.join(encoder_outputs(model))} vectors, not sparse ones",
-            field="sparse_model",
-        )
-    return model  # type: ignore[return-value]
-
-
-def _rerank_stage(options: RunOptions) -> RerankStage | None:
-    """The cross-encoder stage, built with the run's device and precision like every other model."""
-    if not options.rerank.reranker:
-        return None
-    from evalkit.encoders.cross_encoder import CrossEncoderReranker
-
-    encoding = options.encoding
-    model = CrossEncoderReranker(
-        resolve_model(options.rerank.reranker), device=encoding.device.split(",")[0], precision=encoding.precision
+    rerank = _rerank_stage(options, reranker, artifact_dir)
+    distributed = _distributed_backend(options, model, encoder, core, artifact_dir)
+    retriever, retrieval = build_retriever(
+        options.retrieval.settings(),
+        encoder,
+        core,
+        search_backend=options.retrieval.search_backend,
+        sparse_model=sparse_model,
+        sparse_tag_name=options.retrieval.sparse_tag_name if sparse_model is not None else "",
+        rerank=rerank,
+        distributed=distributed,
     )
-    return RerankStage(model=model, top_k=options.rerank.rerank_top_k)
+    revision = results_revision(model, encoder) + settings_tag + retriever.describe()["tag"] + encoding.tag()
+    models = RunModels(model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever)
+    for task_name, task_type in tasks:
+        models.check_task(task_name, task_type)
+    return models
+
+
+def _sparse_model(options: RunOptions, encoder: Any, artifact_dir: Path) -> Any | None:
+    """The second model of a two-model hybrid (checked with the rest in :func:`evalkit.search.build.check_models`);
+    not built at all when the main model ranks texts itself, which the checks refuse."""
+    name = options.retrieval.sparse_model
+    if not name or is_lexical(encoder):
+        return name or None
+    return build_encoder(resolve_model(name), options.encoding, artifact_dir=artifact_dir)
+
+
+def _rerank_stage(options: RunOptions, reranker: Any, artifact_dir: Path) -> RerankStage | None:
+    """The cross-encoder stage, built with every encoding option of the run like every other model."""
+    if reranker is None and not options.rerank.reranker:
+        return None
+    if reranker is None:
+        spec = resolve_model(options.rerank.reranker)
+        reranker = build_pair_scorer(spec, options.encoding, artifact_dir=artifact_dir)
+    return RerankStage(model=reranker, top_k=options.rerank.rerank_top_k)
 
 
 def _distributed_backend(
-    options: RunOptions, model: ModelSpec, encoder: Any, core: EmbeddingCore, cache: EmbeddingCache | None
+    options: RunOptions, model: ModelSpec, encoder: Any, core: EmbeddingCore, artifact_dir: Path
 ) -> DistributedSearch | None:
     """The Ray backend of ``--backend ray``, its workers set up to rebuild this run's encoder exactly."""
     backend_options = options.backend
     if backend_options.backend == "local":
         return None
-    if isinstance(encoder, LexicalRetriever):
-        raise EvalkitError(f"{encoder.name} ranks texts itself; --backend ray shards a vector model's corpus")
+    if is_lexical(encoder):
+        return backend_options.backend  # refused by the checks, before a cluster is started
     from evalkit.distributed.ray_backend import RayBackend, encoder_settings
 
-    store = backend_options.shard_dir or str((cache.root if cache is not None else scratch_dir()) / "shards")
+    if model.source == "object":
+        raise EvalkitError("--backend ray rebuilds the model on its workers: name the model, do not pass an object")
+    store = backend_options.shard_dir or str(artifact_dir / "shards")
     backend = RayBackend(
         store_url=store,
         address=backend_options.ray_address,
@@ -187,8 +208,5 @@ def _distributed_backend(
         shard_size=backend_options.shard_size,
         show_progress=options.output.show_progress,
     )
-    encoding = options.encoding
-    backend.settings = encoder_settings(
-        model, encoder, core, device=encoding.device, precision=encoding.precision, runtime=encoding.runtime
-    )
+    backend.settings = encoder_settings(model, encoder, core, options.encoding, artifact_dir=artifact_dir)
     return backend

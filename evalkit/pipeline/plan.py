@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError, MissingDataError
-from evalkit.evaluators import EVALUATED_TYPES
+from evalkit.kinds import is_known, known_types
 from evalkit.loaders import load_task_data
 from evalkit.options import SelectionOptions
 from evalkit.records import TaskData
@@ -90,10 +90,10 @@ def plan_run(selection: SelectionOptions, registry: TaskRegistry) -> RunPlan:
                 skipped.append(SkippedTask(spec.name, f"no subset in {', '.join(selection.languages)}"))
         specs = restricted
     for spec in specs:
-        if spec.type not in EVALUATED_TYPES:
+        if not is_known(spec.type):
             raise EvalkitError(
                 f"task '{spec.name}' is of type {spec.type}, which this evalkit does not evaluate "
-                f"(evaluated: {', '.join(EVALUATED_TYPES)})",
+                f"(evaluated: {', '.join(known_types())})",
                 file=spec.spec_file,
                 field="type",
             )

@@ -53,7 +53,7 @@ def write_task(
         spec=spec,
         data=data,
         outcome=outcome,
-        model_fingerprint=models.encoder.fingerprint(),
+        model_fingerprint=models.fingerprint(),
         run_settings=models.settings_record(options),
         started_at=started_at,
         finished_at=finished_at,

@@ -161,21 +161,29 @@ def _check_aggregates(
             raise node.error(name, "an aggregate must also be listed in 'tasks'")
         if not members or len(set(members)) != len(members):
             raise node.error(name, "expected a non-empty list of distinct member tasks")
-        for member in members:
-            if member in tasks:
-                raise node.error(name, f"member '{member}' is also in 'tasks'; it would count twice")
-            if _mteb_task(member, languages) is None:
-                raise node.error(name, f"member '{member}' is not an mteb task")
-        if len({_mteb_task(member, languages).metadata.type for member in members}) != 1:
-            raise node.error(name, "members must all have the same task type")
-        parent = _mteb_task(name, languages)
-        if parent is not None and not parent.is_aggregate:
-            raise node.error(name, f"'{name}' is an ordinary mteb task, not an aggregate of others")
-        if parent is not None and {m.metadata.name for m in parent.metadata.tasks} != set(members):
-            mteb_members = sorted(m.metadata.name for m in parent.metadata.tasks)
-            raise node.error(name, f"mteb's aggregate '{name}' has other members: {', '.join(mteb_members)}")
+        _check_members(node, name, members, tasks, languages)
         aggregates[name] = members
     return aggregates
+
+
+def _check_members(
+    node: SpecMapping, name: str, members: tuple[str, ...], tasks: tuple[str, ...], languages: tuple[str, ...]
+) -> None:
+    """An aggregate's members: mteb tasks of one type, listed only here, and mteb's own members where mteb
+    defines the aggregate."""
+    for member in members:
+        if member in tasks:
+            raise node.error(name, f"member '{member}' is also in 'tasks'; it would count twice")
+        if _mteb_task(member, languages) is None:
+            raise node.error(name, f"member '{member}' is not an mteb task")
+    if len({_mteb_task(member, languages).metadata.type for member in members}) != 1:
+        raise node.error(name, "members must all have the same task type")
+    parent = _mteb_task(name, languages)
+    if parent is not None and not parent.is_aggregate:
+        raise node.error(name, f"'{name}' is an ordinary mteb task, not an aggregate of others")
+    if parent is not None and {m.metadata.name for m in parent.metadata.tasks} != set(members):
+        mteb_members = sorted(m.metadata.name for m in parent.metadata.tasks)
+        raise node.error(name, f"mteb's aggregate '{name}' has other members: {', '.join(mteb_members)}")
 
 
 def _check_not_in_mteb(spec: SpecMapping, tasks: tuple[str, ...]) -> dict[str, tuple[str, str]]:

@@ -16,50 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import SpecError, UnknownTaskError
+from evalkit.kinds import TaskKind, get_kind, is_known, known_types
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
 from evalkit.safe_paths import safe_component
-
-DEFAULT_MAIN_SCORE = {
-    "Retrieval": "ndcg_at_10",
-    "Reranking": "map_at_1000",
-    "STS": "cosine_spearman",
-    "PairClassification": "max_ap",
-    "Classification": "accuracy",
-    "MultilabelClassification": "accuracy",
-    "Clustering": "v_measure",
-    "BitextMining": "f1",
-    "Summarization": "cosine_spearman",
-    "AnswerRetrieval": "recall_at_100",  # evalkit's own type (MKQA): relevant = contains an answer; not in mteb
-}
-TASK_TYPES = tuple(DEFAULT_MAIN_SCORE)
-"""Task types evalkit evaluates (the main score of each is the default for a task only a spec describes)."""
-
-_K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
-_RANKING_SCORES = frozenset(
-    {f"{metric}_at_{k}" for metric in ("ndcg", "map", "recall", "precision", "mrr", "hit_rate") for k in _K_VALUES}
-    | {"accuracy"}
-)
-_PAIR_FUNCTIONS = ("similarity", "cosine", "manhattan", "euclidean", "dot")
-SCORE_NAMES: dict[str, frozenset[str]] = {
-    "Retrieval": _RANKING_SCORES,
-    "Reranking": _RANKING_SCORES | {f"max_over_subqueries_{name}" for name in _RANKING_SCORES},
-    "STS": frozenset(
-        f"{'' if function == 'similarity' else function + '_'}{statistic}"
-        for function in _PAIR_FUNCTIONS
-        for statistic in ("pearson", "spearman")
-    ),
-    "PairClassification": frozenset(
-        f"{prefix}_{metric}"
-        for prefix in (*_PAIR_FUNCTIONS, "max")
-        for metric in ("accuracy", "f1", "precision", "recall", "ap")
-    ),
-    "AnswerRetrieval": frozenset(f"recall_at_{k}" for k in (1, 5, 10, 20, 100)),
-}
-"""The scores evalkit's own evaluators compute, per type (mteb's evaluators name theirs): a main score must be one.
-tests/test_hostile_data.py checks the table against what the metrics functions return."""
-
-MTEB_NATIVE_TYPES = ("Classification", "MultilabelClassification", "Clustering", "BitextMining", "Summarization")
-"""Types whose protocol (classifier, k-means, ...) is mteb's own evaluator: evalkit feeds it, never rewrites it."""
 
 _SPEC_FIELDS = {
     "name",
@@ -189,8 +148,8 @@ def metadata_from_mteb(task: Any) -> dict[str, Any]:
         "dataset_revision": meta.dataset.get("revision"),
         "remove_self_hits": bool(getattr(task, "ignore_identical_ids", False)),
     }
-    if meta.type == "STS":
-        values["score_range"] = (float(task.min_score), float(task.max_score))
+    if is_known(meta.type):
+        values.update(get_kind(meta.type).spec_fields_from_mteb(task))
     return values
 
 
@@ -210,12 +169,29 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
     task = (mteb_task or _mteb_task(name)) if use_mteb else None
     values = metadata_from_mteb(task) if task is not None else {}
     source = "mteb" if values else "spec"
+    overrides = _apply_spec_fields(spec, path, values, from_mteb=source == "mteb")
+    kind = _kind_of(spec, values, source)
+    values.setdefault("main_score", kind.default_main_score if kind is not None else None)
+    _check_names(spec, values, kind)
+    _check_complete(spec, values, source)
+    return TaskSpec(
+        name=name,
+        version=spec.get("version", int, 1),
+        metadata_source=source,
+        spec_file=path,
+        overrides=tuple(overrides),
+        **values,
+    )
+
+
+def _apply_spec_fields(spec: SpecMapping, path: Path, values: dict[str, Any], *, from_mteb: bool) -> list[str]:
+    """Write the spec's fields over mteb's metadata in ``values``; the names of those that replaced mteb's."""
     overrides: list[str] = []
 
     def override(key: str, value: Any) -> None:
         if value is not None:
             values[key] = value
-            if source == "mteb":
+            if from_mteb:
                 overrides.append(key)
 
     override("type", spec.get("type", str))
@@ -235,45 +211,46 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
     data_dir = spec.get("data_dir", str)
     if data_dir is not None:
         values["data_dir"] = _data_dir(spec, path, data_dir)
+    return overrides
 
+
+def _missing(spec: SpecMapping, field: str) -> SpecError:
+    return SpecError(
+        "required field is missing (mteb does not know this task, so the spec must say)",
+        file=spec.file,
+        line=spec.start_line,
+        field=field,
+    )
+
+
+def _kind_of(spec: SpecMapping, values: dict[str, Any], source: str) -> TaskKind | None:
+    """The task's kind; a type no kind declares is an error in a spec-only task (one mteb defines may still be
+    listed, and is refused when a run plans it)."""
     task_type = values.get("type")
     if task_type is None:
-        raise SpecError(
-            "required field is missing (mteb does not know this task, so the spec must say)",
-            file=path,
-            line=spec.start_line,
-            field="type",
-        )
-    if task_type not in TASK_TYPES and source == "spec":
-        raise spec.error("type", f"unknown task type '{task_type}' (known: {', '.join(TASK_TYPES)})")
-    values.setdefault("main_score", DEFAULT_MAIN_SCORE.get(task_type))
-    _check_names(spec, values)
+        raise _missing(spec, "type")
+    if is_known(task_type):
+        return get_kind(task_type)
+    if source == "spec":
+        raise spec.error("type", f"unknown task type '{task_type}' (known: {', '.join(known_types())})")
+    return None
+
+
+def _check_complete(spec: SpecMapping, values: dict[str, Any], source: str) -> None:
+    """What a task mteb does not know must say itself: languages, splits, and where its data is."""
     for required in ("languages", "eval_splits"):
         if not values.get(required):
-            raise SpecError(
-                "required field is missing (mteb does not know this task, so the spec must say)",
-                file=path,
-                line=spec.start_line,
-                field=required,
-            )
+            raise _missing(spec, required)
     mirror_only = spec.get("mirror_only", bool, False)
     no_location = values.get("dataset_path") is None and values.get("data_dir") is None
     if no_location and source == "spec" and not mirror_only:
         raise SpecError(
             "a task mteb does not know needs 'dataset' (a hub path), 'data_dir' (a local folder) or "
             "'mirror_only: true' (its folder in the --data-dir mirror)",
-            file=path,
+            file=spec.file,
             line=spec.start_line,
             field="dataset",
         )
-    return TaskSpec(
-        name=name,
-        version=spec.get("version", int, 1),
-        metadata_source=source,
-        spec_file=path,
-        overrides=tuple(overrides),
-        **values,
-    )
 
 
 def _score_range(spec: SpecMapping) -> tuple[float, float] | None:
@@ -299,15 +276,15 @@ def _data_dir(spec: SpecMapping, path: Path, data_dir: str) -> Path:
         raise spec.error("data_dir", f"not a usable folder path ({err})") from None
 
 
-def _check_names(spec: SpecMapping, values: dict[str, Any]) -> None:
+def _check_names(spec: SpecMapping, values: dict[str, Any], kind: TaskKind | None) -> None:
     """Names the spec gives that become file names (splits, subsets) are single safe path components, and a main
-    score the spec sets is one the type computes: found now, not as a KeyError after hours of encoding."""
+    score the spec sets is one the type's kind computes: found now, not as a KeyError after hours of encoding."""
     named = [(key, name, spec.line_of(key)) for key in ("eval_splits", "hf_subsets") for name in spec.get_str_list(key)]
     subsets = spec.child("subset_languages")
     named += [("subset_languages", name, subsets.line_of(name)) for name in subsets.values] if subsets else []
     for key, name, line in named:
         safe_component(name, what=key.rstrip("s").replace("_", " "), file=spec.file, line=line, field=key)
-    known = SCORE_NAMES.get(values["type"])
+    known = kind.score_names if kind is not None else None  # None: mteb's evaluator names the scores
     if "main_score" in spec.values and known is not None and values["main_score"] not in known:
         close = difflib.get_close_matches(values["main_score"], sorted(known), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -9,7 +9,6 @@ what is left here is aligning two runs' per-item scores, checked row by row (a `
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,16 @@ from evalkit.stats.paired import PairedItems
 
 __all__ = ["Run", "TaskRecord", "load_run", "paired_cells"]
 
-_CORRELATION = re.compile(r"^(cosine|dot|euclidean|manhattan)_(spearman|pearson)$")
+
+
+def _statistic(record: TaskRecord) -> tuple[str, str] | None:
+    """(per-item column, statistic over items) for the task's main score, as its kind declares it."""
+    from evalkit.kinds import get_kind, is_known
+
+    if not is_known(record.task_type):
+        return None
+    stat = get_kind(record.task_type).per_item_statistic(record.main_score_name)
+    return (stat.column, stat.statistic) if stat is not None else None
 
 
 def load_run(folder: Path | str, registry: TaskRegistry | None = None) -> Run:
@@ -66,11 +74,11 @@ def _usable(
     if not base_rows or not cand_rows:
         return None, "no per-item scores on " + ("either side" if not base_rows and not cand_rows else "one side")
     main = baseline.main_score_name
-    correlation = _CORRELATION.match(main)
-    column = correlation.group(1) if correlation else main
-    if column not in base_rows[0][1] or column not in cand_rows[0][1]:
+    stat = _statistic(baseline)
+    column = stat[0] if stat is not None else main
+    if stat is None or column not in base_rows[0][1] or column not in cand_rows[0][1]:
         return None, f"per-item scores do not hold '{column}' (main score {main})"
-    if correlation and ("gold" not in base_rows[0][1] or "gold" not in cand_rows[0][1]):
+    if stat[1] != "mean" and ("gold" not in base_rows[0][1] or "gold" not in cand_rows[0][1]):
         return None, "per-pair scores lack the gold scores"
     return column, None
 
@@ -87,7 +95,7 @@ def paired_cells(baseline: TaskRecord, candidate: TaskRecord) -> tuple[list[Pair
     column, why = _usable(baseline, base_rows, cand_rows)
     if column is None or base_rows is None or cand_rows is None:
         return None, why
-    correlation = _CORRELATION.match(baseline.main_score_name)
+    statistic = _statistic(baseline)[1]  # type: ignore[index]  # _usable found one
     base_path, cand_path = baseline.per_item_file, candidate.per_item_file
     base_cells, cand_cells = _grouped(base_rows, base_path), _grouped(cand_rows, cand_path)
     if base_cells.keys() != cand_cells.keys():
@@ -108,11 +116,11 @@ def paired_cells(baseline: TaskRecord, candidate: TaskRecord) -> tuple[list[Pair
             return None, f"fewer than two items in {key[0]}/{key[1]}"
         ids = sorted(base)
         values = (_values(base, ids, column, base_path), _values(cand, ids, column, cand_path))
-        if correlation:
+        if statistic != "mean":  # a correlation with the gold scores over pairs
             gold = _values(base, ids, "gold", base_path)
             if not np.array_equal(gold, _values(cand, ids, "gold", cand_path)):
                 raise DataError(f"{baseline.name}: the gold scores differ between runs", file=cand_path)
-            paired.append(PairedItems(correlation.group(2), values[0], values[1], gold))
+            paired.append(PairedItems(statistic, values[0], values[1], gold))
         else:
             paired.append(PairedItems("mean", values[0], values[1]))
     return paired, None

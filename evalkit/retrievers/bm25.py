@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from evalkit.core.outputs import SparseRows
 from evalkit.errors import EvalkitError
+from evalkit.retrievers import LEXICAL_CAPABILITIES
 from evalkit.search.dense import TopK
 
 # ISO 639-3 code → (bm25s stopword key, PyStemmer language, tokenizer): mteb's ``_ISO3_TO_LANG``, copied so that a
@@ -122,6 +123,8 @@ class BM25Retriever:
     ``freq_threshold``: for a language without a stopword list, terms in at least this share of the documents are
     dropped (mteb's default 0.9; 0 turns it off).
     """
+
+    capabilities = LEXICAL_CAPABILITIES  # ranks texts itself; its term weights are a hybrid's sparse rows
 
     def __init__(
         self,

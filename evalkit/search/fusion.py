@@ -85,6 +85,14 @@ class RetrievalSettings:
     normalization: str = "none"
 
     def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_weights()
+        if self.fusion != "weighted" and self.mode != "hybrid":
+            raise EvalkitError("a fusion applies to --retrieval hybrid only", field="fusion")
+        if self.normalization != "none" and (self.mode != "hybrid" or self.fusion != "weighted"):
+            raise EvalkitError("a score normalization applies to a weighted hybrid only", field="normalization")
+
+    def _check_choices(self) -> None:
         if self.mode not in RETRIEVALS:
             raise EvalkitError(
                 f"retrieval must be one of {', '.join(RETRIEVALS)}, got {self.mode!r}", field="retrieval"
@@ -95,6 +103,13 @@ class RetrievalSettings:
             raise EvalkitError(f"candidates must be positive, got {self.candidates}", field="candidates")
         if self.rrf_k < 0:
             raise EvalkitError(f"the RRF constant must not be negative, got {self.rrf_k}", field="rrf_k")
+        if self.normalization not in NORMALIZATIONS:
+            raise EvalkitError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}",
+                field="normalization",
+            )
+
+    def _check_weights(self) -> None:
         unknown = sorted(set(self.weights) - set(RETRIEVERS))
         if unknown:
             raise EvalkitError(f"unknown retriever(s) in weights: {', '.join(unknown)}", field="weights")
@@ -104,15 +119,6 @@ class RetrievalSettings:
             raise EvalkitError("at least one weight must be non-zero", field="weights")
         if self.weights and self.mode != "hybrid":
             raise EvalkitError("weights apply to --retrieval hybrid only", field="weights")
-        if self.fusion != "weighted" and self.mode != "hybrid":
-            raise EvalkitError("a fusion applies to --retrieval hybrid only", field="fusion")
-        if self.normalization not in NORMALIZATIONS:
-            raise EvalkitError(
-                f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}",
-                field="normalization",
-            )
-        if self.normalization != "none" and (self.mode != "hybrid" or self.fusion != "weighted"):
-            raise EvalkitError("a score normalization applies to a weighted hybrid only", field="normalization")
 
     @property
     def effective_weights(self) -> dict[str, float]:
