@@ -75,43 +75,27 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from evalkit.encoders.adapters import adapter
     from evalkit.registry.models import ModelSpec, load_model_registry, packaged_weights
 
-    no_vectors = {"bm25", "openai-api"}  # a lexical retriever and a remote API: no pooling, no local weights
-
-    def weights(m: ModelSpec) -> str:
-        if m.adapter == "bm25":
-            return "none"
-        if m.adapter == "openai-api":
-            return "remote"
-        return "packaged" if packaged_weights(m) else "hub"
-
-    rows = [
-        (
+    def row(m: ModelSpec) -> tuple[str, ...]:
+        entry = adapter(m.adapter, model=m.name)  # what the adapter declares: no pooling or local weights for some
+        vectors = entry.kind != "lexical"
+        pooled = vectors and entry.weights == "local"
+        weights = entry.weights if entry.weights != "local" else ("packaged" if packaged_weights(m) else "hub")
+        return (
             m.name,
             m.adapter,
-            "-" if m.adapter in no_vectors else m.pooling,
-            "-" if m.adapter == "bm25" else ("yes" if m.normalize else "no"),
+            m.pooling if pooled else "-",
+            ("yes" if m.normalize else "no") if vectors else "-",
             str(m.max_length),
             (m.revision or "-")[:10],
-            weights(m),
+            weights,
             ", ".join(f"{key}={text!r}" for key, text in m.prompts.items()),
         )
-        for m in load_model_registry().values()
-    ]
-    _print_table(
-        (
-            "model",
-            "adapter",
-            "pooling",
-            "normalize",
-            "max length",
-            "revision",
-            "weights",
-            "prompts",
-        ),
-        rows,
-    )
+
+    header = ("model", "adapter", "pooling", "normalize", "max length", "revision", "weights", "prompts")
+    _print_table(header, [row(m) for m in load_model_registry().values()])
     return 0
 
 

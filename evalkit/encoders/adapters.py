@@ -52,6 +52,7 @@ class Adapter:
     lazy: str  # "package.module:Attribute"
     replicable: bool = True  # one replica per device of a multi-device ``--device``
     kind: str = "encoder"  # encoder (tokens or texts), pairs (a cross-encoder) or lexical (ranks texts itself)
+    weights: str = "local"  # local (packaged or from the hub), remote (an API keeps them) or none (BM25)
 
     def load(self) -> Any:
         module_name, _, attribute = self.lazy.partition(":")
@@ -61,11 +62,11 @@ class Adapter:
 ADAPTERS: dict[str, Adapter] = {}
 
 
-def register(name: str, *, lazy: str, replicable: bool = True, kind: str = "encoder") -> None:
+def register(name: str, *, lazy: str, replicable: bool = True, kind: str = "encoder", weights: str = "local") -> None:
     """Name an adapter (``lazy`` is ``"module:Class"``, imported on first use); a name is registered once."""
     if name in ADAPTERS and ADAPTERS[name].lazy != lazy:
         raise ValueError(f"adapter '{name}' is registered already (as {ADAPTERS[name].lazy})")
-    ADAPTERS[name] = Adapter(name, lazy, replicable, kind)
+    ADAPTERS[name] = Adapter(name, lazy, replicable, kind, weights)
 
 
 def adapter(name: str, *, model: str = "") -> Adapter:
@@ -83,8 +84,8 @@ register("hf", lazy="evalkit.encoders.hf:HFEncoder")
 register("bge-m3", lazy="evalkit.encoders.bge_m3:BGEM3Encoder")  # dense + sparse + ColBERT (FlagEmbedding's M3)
 register("splade", lazy="evalkit.encoders.splade:SpladeEncoder")  # sparse term weights from a masked LM
 register("onnx", lazy="evalkit.encoders.onnx_model:OnnxModelEncoder")
-register("openai-api", lazy="evalkit.encoders.remote_api:RemoteEmbeddingEncoder", replicable=False)
-register("bm25", lazy="evalkit.encoders.adapters:bm25_retriever", replicable=False, kind="lexical")
+register("openai-api", lazy="evalkit.encoders.remote_api:RemoteEmbeddingEncoder", replicable=False, weights="remote")
+register("bm25", lazy="evalkit.encoders.adapters:bm25_retriever", replicable=False, kind="lexical", weights="none")
 register("cross-encoder", lazy="evalkit.encoders.cross_encoder:CrossEncoderReranker", replicable=False, kind="pairs")
 
 
