@@ -143,8 +143,7 @@ def test_what_is_no_model_and_a_similarity_evalkit_does_not_score_are_refused(st
 
 def test_a_cross_encoder_is_a_pair_scorer_batched_deduped_and_cached(tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
-
-    from tests.test_encoder_capabilities import _tiny_reranker
+    from test_encoder_capabilities import _tiny_reranker  # the module pytest imported (its adapters registered once)
 
     ce = CrossEncoder(str(_tiny_reranker(tmp_path / "ce")), device="cpu", max_length=48)
     scorer = encoder_from_object(ce)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hostile import run_cli, snapshot
 
 from evalkit.errors import DataError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, TaskOutcome
@@ -24,7 +25,6 @@ from evalkit.loaders.hub import _strings
 from evalkit.metrics.pair_classification import pair_classification_scores
 from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES
 from evalkit.metrics.sts import pair_similarities, sts_scores
-from tests.hostile import run_cli, snapshot
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 STS_ROWS = [

@@ -18,6 +18,7 @@ import torch
 from evalkit.encoders.pooling import pool
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
+from evalkit.loaders.checksums import file_sha256
 from evalkit.registry.models import ModelSpec
 
 PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -47,11 +48,7 @@ def weights_fingerprint(folder: Path) -> str:
     for path in sorted(_read_files(folder), key=lambda p: p.relative_to(folder).as_posix()):
         digest.update(path.relative_to(folder).as_posix().encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
-        file_digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                file_digest.update(block)
-        digest.update(file_digest.digest())
+        digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()
 
 

@@ -22,20 +22,13 @@ import numpy as np
 from evalkit.encoders.pooling import normalized_rows, pool
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
+from evalkit.loaders.checksums import file_sha256
 from evalkit.registry.models import ModelSpec, resolve_model
 
 _NUMPY_INTS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _NOT_TOKENIZER_SUFFIXES = (".safetensors", ".onnx", ".onnx_data", ".bin", ".pt", ".pth", ".md", ".h5", ".msgpack")
 POOLED_OUTPUT_NAMES = ("sentence_embedding", "sentence_embeddings", "embeddings", "text_embeds")
 """Rank-2 outputs that are the sentence vector; a rank-2 ``pooler_output`` (BERT's CLS + tanh head) is not one."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _available_cpus() -> int:

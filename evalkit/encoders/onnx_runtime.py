@@ -11,7 +11,6 @@ again, never run under the faithful key.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from evalkit.errors import EvalkitError
+from evalkit.loaders.checksums import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def export_checked(model: torch.nn.Module, uses_token_types: bool, target: Path)
                         f"of shape {tuple(ids.shape)}; use --runtime torch",
                         field="runtime",
                     )
-        _write_checksum(target, _file_sha256(tmp))
+        _write_checksum(target, file_sha256(tmp))
         os.replace(tmp, target)  # after the checksum: a graph on disk always has one (a stale one fails, safely)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -122,14 +122,6 @@ def export_checked(model: torch.nn.Module, uses_token_types: bool, target: Path)
 
 def checksum_path(graph: Path) -> Path:
     return graph.with_name(graph.name + ".sha256")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_checksum(graph: Path, sha256: str) -> None:
@@ -157,7 +149,7 @@ def open_verified(graph: Path, uses_token_types: bool, threads: int) -> OnnxForw
         return None
     try:
         recorded = checksum_path(graph).read_text(encoding="ascii").strip()
-        actual = _file_sha256(graph)
+        actual = file_sha256(graph)
     except (OSError, UnicodeDecodeError) as err:
         _discard(graph, f"no readable checksum ({type(err).__name__})")
         return None
