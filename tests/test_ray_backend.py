@@ -159,6 +159,6 @@ def test_what_the_ray_backend_does_not_run_is_refused_up_front(mirror: Path, tmp
     assert main([*args, "--backend", "ray", "--retrieval", "sparse"]) == 2
     assert "--backend ray runs dense retrieval" in capsys.readouterr().err
     assert main([*args, "--backend", "ray", "--shard-size", "0"]) == 2
-    assert "--shard-size must be positive" in capsys.readouterr().err
+    assert "--shard-size must be a positive integer" in capsys.readouterr().err
     assert main([*args, "--backend", "ray", "--model", "bm25"]) == 2
     assert not list(tmp_path.rglob("*.json"))
