@@ -41,7 +41,7 @@ def evaluate(
     its Python name (``precision="bf16"``, ``retrieval="hybrid"``, ``use_cache=False``; see
     ``evalkit.options.option_names()``).
     """
-    from evalkit.runner import RunConfig, run
+    from evalkit.runner import RunConfig, RunSummary, run
 
     named = _named_options(tasks, benchmark, data_dir, options)
     named["output_dir"] = Path(output) if output is not None else _scratch_output()
@@ -56,11 +56,35 @@ def evaluate(
         summary = run(RunConfig(str(model), **named), reranker_model=reranker_model)
     else:
         encoder = _object_model(model, revision=revision, name=name)
-        summary = run(RunConfig(encoder.name, **named), encoder=encoder, reranker_model=reranker_model)
+        summaries = [
+            run(RunConfig(encoder.name, **task_options), encoder=bound, reranker_model=reranker_model)
+            for task_options, bound in _bound_to_tasks(encoder, named)
+        ]
+        summary = RunSummary(
+            written=[w for s in summaries for w in s.written], skipped=[k for s in summaries for k in s.skipped]
+        )
     folders = sorted({w.result_file.parent for w in summary.written})
     if not folders:
         raise EvalkitError("no task was evaluated: " + "; ".join(f"{s.name}: {s.reason}" for s in summary.skipped))
     return load_results(folders)
+
+
+def _bound_to_tasks(encoder: Any, named: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
+    """The run(s) for a model object: one, or — for an object following mteb's protocol, which is handed each
+    task's metadata to choose its prompts — one per task, the object bound to it (``for_task``)."""
+    from evalkit.encoders.objects import MtebObjectEncoder
+
+    if not isinstance(encoder, MtebObjectEncoder):
+        return [(named, encoder)]
+    from evalkit.options import RunOptions
+    from evalkit.pipeline.plan import plan_run
+    from evalkit.registry.tasks import default_registry
+
+    if named.get("benchmark"):  # a per-task run would lose the benchmark's own splits and subsets
+        raise EvalkitError("a model following mteb's protocol runs task by task: name tasks=, not benchmark=")
+    selection = RunOptions.from_kwargs(**{k: v for k, v in named.items() if k != "command"}).selection
+    names = [spec.name for spec in plan_run(selection, default_registry()).specs]
+    return [({**named, "tasks": [task], "benchmark": None}, encoder.for_task(task)) for task in names]
 
 
 def _named_options(

@@ -105,3 +105,23 @@ def test_a_named_model_through_the_api_equals_the_cli(mirror: Path, tmp_path: Pa
     assert results.main_scores()["STSBenchmark"] == pytest.approx(PUBLISHED["STSBenchmark"], abs=5e-4)
     frame = results.to_dataframe()
     assert list(frame.columns) == ["model", "revision", "task", "type", "split", "subset", "metric", "value"]
+
+
+def test_an_mteb_protocol_object_is_handed_each_tasks_metadata(mirror: Path, tmp_path: Path) -> None:
+    """mteb's protocol: the model picks its prompts from the task's metadata, so each task gets its own."""
+    seen: list[tuple[str, str]] = []
+
+    class MtebStyle:
+        def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
+            texts = [text for batch in inputs for text in batch["text"]]
+            seen.append((task_metadata.name, str(prompt_type)))
+            return np.stack([np.frombuffer(t.encode()[:8].ljust(8), dtype=np.uint8).astype(np.float32) for t in texts])
+
+    results = evalkit.evaluate(
+        MtebStyle(), ["STSBenchmark", "BIOSSES"], data_dir=mirror, output=tmp_path, revision="v1", show_progress=False
+    )
+    assert {task for task, _ in seen} == {"STSBenchmark", "BIOSSES"}
+    assert set(results.main_scores()) == {"STSBenchmark", "BIOSSES"}
+    assert {run.revision for run in results.runs} == {"v1"}
+    with pytest.raises(evalkit.EvalkitError, match="task by task"):
+        evalkit.evaluate(MtebStyle(), benchmark="MTEB(eng, v1)", data_dir=mirror, output=tmp_path, revision="v1")
