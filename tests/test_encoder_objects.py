@@ -141,6 +141,20 @@ def test_what_is_no_model_and_a_similarity_evalkit_does_not_score_are_refused(st
         st.similarity_fn_name = original
 
 
+def test_a_prompt_its_pooling_leaves_out_is_refused_not_prepended(st: Any) -> None:
+    """With include_prompt: false the model pools without the prompt's tokens; evalkit's text-level path would
+    prepend the prompt to the text and pool it: a different vector, so it is refused."""
+    pooling, prompts = st[1], dict(st.prompts)
+    original = pooling.include_prompt
+    try:
+        pooling.include_prompt = False
+        st.prompts = {"query": "query: "}
+        with pytest.raises(EvalkitError, match="include_prompt"):
+            encoder_from_object(st)
+    finally:
+        pooling.include_prompt, st.prompts = original, prompts
+
+
 def test_a_cross_encoder_is_a_pair_scorer_batched_deduped_and_cached(tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
     from test_encoder_capabilities import _tiny_reranker  # the module pytest imported (its adapters registered once)

@@ -39,6 +39,13 @@ def sentence_transformer_encoder(st: Any, *, revision: str | None = None, name: 
             st, name=name, revision=revision, prompts=prompts, default_prompt=default_prompt
         )
 
+    if prompts and any(getattr(module, "include_prompt", True) is False for module in st):
+        raise EvalkitError(  # evalkit prepends a prompt to the text; this model pools without it: not the same
+            f"{name}: its Pooling leaves the prompt out (include_prompt: false), which evalkit cannot reproduce "
+            "through the model's own encode",
+            field="include_prompt",
+        )
+
     def encode(texts: list[str], role: Role) -> Any:  # the prompt is in the text already (see prepare)
         return st.encode(texts, prompt="", convert_to_numpy=True, show_progress_bar=False)
 
