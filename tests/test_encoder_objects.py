@@ -157,9 +157,9 @@ def test_a_prompt_its_pooling_leaves_out_is_refused_not_prepended(st: Any) -> No
 
 def test_a_cross_encoder_is_a_pair_scorer_batched_deduped_and_cached(tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
-    from test_encoder_capabilities import _tiny_reranker  # the module pytest imported (its adapters registered once)
+    from tiny_models import tiny_reranker
 
-    ce = CrossEncoder(str(_tiny_reranker(tmp_path / "ce")), device="cpu", max_length=48)
+    ce = CrossEncoder(str(tiny_reranker(tmp_path / "ce")), device="cpu", max_length=48)
     scorer = encoder_from_object(ce)
     assert capabilities_of(scorer).level == "pairs"
     cats = ("what do cats eat", "Cats eat meat.")

