@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalkit.errors import EXIT_INTERNAL, EvalkitError
+from evalkit.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EvalkitError
 from evalkit.reports.escape import escape_terminal
 
 if TYPE_CHECKING:
@@ -74,31 +74,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from evalkit.encoders.adapters import adapter
-    from evalkit.registry.models import ModelSpec, load_model_registry, packaged_weights
-
-    def row(m: ModelSpec) -> tuple[str, ...]:
-        entry = adapter(m.adapter, model=m.name)  # what the adapter declares: no pooling or local weights for some
-        vectors = entry.kind != "lexical"
-        pooled = vectors and entry.weights == "local"
-        weights = entry.weights if entry.weights != "local" else ("packaged" if packaged_weights(m) else "hub")
-        return (
-            m.name,
-            m.adapter,
-            m.pooling if pooled else "-",
-            ("yes" if m.normalize else "no") if vectors else "-",
-            str(m.max_length),
-            (m.revision or "-")[:10],
-            weights,
-            ", ".join(f"{key}={text!r}" for key, text in m.prompts.items()),
-        )
-
-    header = ("model", "adapter", "pooling", "normalize", "max length", "revision", "weights", "prompts")
-    _print_table(header, [row(m) for m in load_model_registry().values()])
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.options import RunOptions
     from evalkit.registry.tasks import default_registry
@@ -116,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if options.selection.benchmark:
             print(_benchmark_summary(revision_dir, options.selection.benchmark))
     _print_cache_line(summary)
+    for warning in summary.model_warnings:  # also in every task's run record
+        print(f"evalkit: warning: {escape_terminal(args.model)}: {escape_terminal(warning)}", file=sys.stderr)
     for written in summary.written:  # valid but degenerate data: scored, and said so (also in the run record)
         for warning in written.outcome.warnings:
             name = escape_terminal(written.spec.name)
@@ -192,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_p.add_argument("--benchmark", help='only the tasks of a benchmark, e.g. "MTEB(cmn, v1)", C-MTEB, BEIR')
     tasks_p.set_defaults(func=cmd_tasks)
 
-    models_p = sub.add_parser("models", help="list the model registry")
-    models_p.set_defaults(func=cmd_models)
+    from evalkit.cli_models import add_models_command
+
+    add_models_command(sub)  # `evalkit models` and `evalkit models show NAME` (evalkit/cli_models.py)
 
     from evalkit.cli_reports import add_report_commands
 
@@ -213,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evalkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `evalkit ... | head`: the reader left; exit as a shell does on SIGPIPE, not as a bug
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        return EXIT_BROKEN_PIPE
     except Exception as err:  # a bug: its own exit code, never one a CI script reads as a verdict
         return report_internal_error(err, debug=debug)
 

@@ -91,7 +91,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from evalkit.results.submit import submit_results
 
-    written = submit_results(args.results, args.out, allow_suffixed_revision=args.allow_ablation_revision)
+    written = submit_results(args.results, args.out)
     for path in written:
         print(path)
     print(f"{len(written)} files written under {args.out}", file=sys.stderr)
@@ -122,7 +122,7 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     board.add_argument(
         "--each-revision",
         action="store_true",
-        help="a row per revision folder (a model's ablations and hybrids beside it), not one per model",
+        help="a row per revision and per experiment (a model's ablations and hybrids beside it), not one per model",
     )
     board.add_argument("--out", type=Path, help="write here instead of standard output")
     board.set_defaults(func=cmd_leaderboard)
@@ -147,9 +147,4 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     submit = sub.add_parser("submit", help="write results in the embeddings-benchmark/results layout, checked")
     submit.add_argument("results", type=Path, help="a results folder written by evalkit run")
     submit.add_argument("--out", type=Path, required=True, help="root of the results repository layout")
-    submit.add_argument(
-        "--allow-ablation-revision",
-        action="store_true",
-        help="accept a revision folder evalkit suffixed for changed settings (e.g. -bf16); refused by default",
-    )
     submit.set_defaults(func=cmd_submit)

@@ -60,6 +60,9 @@ class UnknownModelError(EvalkitError):
 EXIT_INTERNAL = 70
 """A bug in evalkit (sysexits' EX_SOFTWARE): never 1 (``diff``'s "regression") nor 2 (bad input)."""
 
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout went away (``| head``): 128 + SIGPIPE, as a shell reports it; no verdict, no bug."""
+
 
 class UnsafeNameError(DataError):
     """A name read from a file or given by a user would not be one safe path component."""

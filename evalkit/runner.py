@@ -69,6 +69,7 @@ class RunSummary:
     skipped: list[SkippedTask]
     embedding_stats: dict[str, int] = field(default_factory=dict)  # texts encoded vs read from the cache
     cache: EmbeddingCache | None = None
+    model_warnings: tuple[str, ...] = ()  # about the model itself (packaged files that differ from their pins)
 
     @property
     def complete(self) -> bool:
@@ -76,8 +77,9 @@ class RunSummary:
 
 
 def apply_model_overrides(model: ModelSpec, overrides: Mapping[str, Any]) -> tuple[ModelSpec, str]:
-    """The model with its settings overridden for an ablation, and the tag its results folder gets
-    (``+pooling-cls+max_length-128``): see :class:`evalkit.options.ModelOverrides`."""
+    """The model with its settings overridden for an ablation, and the tag naming what changed
+    (``+pooling-cls+max_length-128``; the run's mteb experiment is named from it): see
+    :class:`evalkit.options.ModelOverrides`."""
     unknown = sorted(set(overrides) - set(ModelOverrides.names()))
     if unknown:
         raise EvalkitError(f"unknown model setting(s): {', '.join(unknown)}", field=unknown[0])
@@ -113,7 +115,11 @@ def run(
         if set(members) <= done:
             write_aggregate_result(layout, aggregate_task, members)
     return RunSummary(
-        written=written, skipped=[*plan.skipped, *missing], embedding_stats=dict(models.core.stats), cache=models.cache
+        written=written,
+        skipped=[*plan.skipped, *missing],
+        embedding_stats=dict(models.core.stats),
+        cache=models.cache,
+        model_warnings=tuple(getattr(models.model, "warnings", ())),
     )
 
 
@@ -127,7 +133,9 @@ def _object_model(encoder: Any, options: RunOptions) -> tuple[ModelSpec, str]:
 
 
 def _layout(models: RunModels, options: RunOptions) -> ResultsLayout:
-    return ResultsLayout(options.output.output_dir, models.model.results_folder_name, models.revision)
+    return ResultsLayout(
+        options.output.output_dir, models.model.results_folder_name, models.revision, models.experiment
+    )
 
 
 def _evaluate_all(

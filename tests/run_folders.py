@@ -18,11 +18,18 @@ def write_run(
     retrieval: np.ndarray | None = None,
     sts: tuple[np.ndarray, np.ndarray] | None = None,
     corpus_sha: str = "aaa",
+    experiment_kwargs: dict | None = None,
 ) -> Path:
-    """A run folder as ``evalkit run`` writes it: TaskResult JSON, per-item scores, run record, model_meta."""
-    folder = root / model.replace("/", "__") / revision
+    """A run folder as ``evalkit run`` writes it: TaskResult JSON, per-item scores, run record, model_meta; with
+    ``experiment_kwargs``, an experiment of the revision (``<revision>/experiments/<name>/``) as mteb stores one."""
+    from evalkit.results.layout import ResultsLayout, experiment_name
+
+    folder = ResultsLayout(root, model.replace("/", "__"), revision, experiment_name(experiment_kwargs)).revision_dir
     (folder / "evalkit").mkdir(parents=True)
-    (folder / "model_meta.json").write_text(json.dumps({"name": model, "revision": revision}))
+    meta = {"name": model, "revision": revision} | (
+        {"experiment_kwargs": experiment_kwargs} if experiment_kwargs else {}
+    )
+    (folder / "model_meta.json").write_text(json.dumps(meta))
     tasks = {}
     if retrieval is not None:
         rows = [

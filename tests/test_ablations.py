@@ -43,20 +43,46 @@ def test_bad_overrides_are_refused() -> None:
 
 
 def test_real_ablation_runs_land_apart_and_diff_tells_them_apart(mirror: Path, tmp_path: Path, capsys) -> None:
-    """STSBenchmark with the packaged model: as published, rerun, and with CLS pooling (a real degradation)."""
+    """STSBenchmark with the packaged model: as published, rerun, and with CLS pooling (a real degradation) stored
+    as mteb stores an experiment: mteb's reader sees one revision with the default scores, the experiment on
+    request; evalkit's readers find both and name the experiment."""
+    import mteb
+    from mteb.cache import ResultCache
+
+    from evalkit.results.api import load_results
+
     common = ["run", "--model", MODEL, "--tasks", "STSBenchmark", "--data-dir", str(mirror), "--quiet"]
-    base, rerun, cls = tmp_path / "base", tmp_path / "rerun", tmp_path / "cls"
+    cache, rerun = tmp_path / "cache", tmp_path / "rerun"
+    base = cache / "results"
     assert main([*common, "--output", str(base)]) == 0
     assert main([*common, "--output", str(rerun)]) == 0
-    assert main([*common, "--output", str(cls), "--pooling", "cls"]) == 0
-    (cls_revision,) = (cls / "sentence-transformers__all-MiniLM-L6-v2").iterdir()
-    assert cls_revision.name.endswith("+pooling-cls")
-    record = json.loads((cls_revision / "evalkit" / "STSBenchmark.run.json").read_text())
+    assert main([*common, "--output", str(base), "--pooling", "cls"]) == 0
+    (revision,) = (base / "sentence-transformers__all-MiniLM-L6-v2").iterdir()  # one revision: the model's own
+    (experiment,) = (revision / "experiments").iterdir()
+    assert experiment.name == "pooling_cls"
+    meta = json.loads((experiment / "model_meta.json").read_text())
+    assert meta["revision"] == revision.name and meta["experiment_kwargs"] == {"pooling": "cls"}
+    record = json.loads((experiment / "evalkit" / "STSBenchmark.run.json").read_text())
     assert record["model"]["pooling"] == "cls" and record["run_settings"]["model_overrides"]["pooling"] == "cls"
-    capsys.readouterr()
 
-    assert main(["diff", str(base), str(rerun)]) == 0
+    published = load_results(revision).main_scores()["STSBenchmark"]  # the revision's own run, not its experiment
+    ablated = load_results(experiment).main_scores()["STSBenchmark"]
+    assert published is not None and ablated is not None and ablated < published
+    default = ResultCache(cache).load_results(models=[MODEL], include_remote=False)
+    assert [(m.model_revision, m.experiment_name) for m in default.model_results] == [(revision.name, None)]
+    assert default.model_results[0].task_results[0].get_score() == pytest.approx(published, abs=1e-12)
+    everything = ResultCache(cache).load_results(models=[MODEL], include_remote=False, load_experiments="match_name")
+    by_experiment = {m.experiment_name: m.task_results[0].get_score() for m in everything.model_results}
+    assert by_experiment == {None: pytest.approx(published, abs=1e-12), "pooling_cls": pytest.approx(ablated)}
+    mteb.models.model_meta.ModelMeta.model_validate_json_resolved((experiment / "model_meta.json").read_text())
+
+    runs = {run.revision: run.experiment for run in load_results(base).runs}
+    assert runs == {revision.name: None, f"{revision.name}+pooling_cls": "pooling_cls"}
+    capsys.readouterr()
+    assert main(["diff", str(base), str(rerun)]) == 0  # the root leads to the model's own run
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("OK:")
-    assert main(["diff", str(base), str(cls)]) == 1
+    assert main(["diff", str(revision), str(experiment)]) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("REGRESSION") and "STSBenchmark" in last
+    assert main(["leaderboard", str(base), "--each-revision"]) == 0
+    assert "+pooling_cls" in capsys.readouterr().out

@@ -207,8 +207,8 @@ def test_a_hybrid_run_lands_in_its_own_revision_and_records_its_settings(
     )
     summary = runner.run(config)
     (written,) = summary.written
-    revision = written.result_file.parent
-    assert revision.name.endswith("+retrieval-hybrid-rrf")
+    revision = written.result_file.parent  # an experiment of the model's revision, as mteb stores one
+    assert (revision.parent.name, revision.name) == ("experiments", "retrieval_hybrid-rrf")
     record = json.loads((revision / "evalkit" / "SciFact.run.json").read_text())
     assert record["run_settings"]["retrieval"] == {
         "mode": "hybrid",

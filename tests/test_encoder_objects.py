@@ -130,15 +130,22 @@ def test_an_object_with_encode_and_an_mteb_protocol_object() -> None:
 
 
 def test_what_is_no_model_and_a_similarity_evalkit_does_not_score_are_refused(st: Any) -> None:
+    """Any of sentence-transformers' four similarity functions is scored as mteb scores it (the spec carries it to
+    search and the pair metrics); anything else is refused, never replaced by cosine."""
+    from types import SimpleNamespace
+
+    from evalkit.encoders.st_objects import _check_similarity
+
     with pytest.raises(EvalkitError, match="cannot evaluate"):
         encoder_from_object(42)
     original = st.similarity_fn_name
     try:
         st.similarity_fn_name = "euclidean"
-        with pytest.raises(EvalkitError, match="euclidean"):
-            encoder_from_object(st)
+        assert encoder_from_object(st).spec.similarity == "euclidean"
     finally:
         st.similarity_fn_name = original
+    with pytest.raises(EvalkitError, match="maxsim"):
+        _check_similarity(SimpleNamespace(similarity_fn_name="maxsim"), "m", normalizes=True)
 
 
 def test_a_prompt_its_pooling_leaves_out_is_refused_not_prepended(st: Any) -> None:

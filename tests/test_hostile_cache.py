@@ -291,13 +291,23 @@ def test_a_malformed_pooling_config_exits_2_naming_the_file(
     assert snapshot(tmp_path) == before
 
 
+LAYER_NORM_MODULES = json.dumps(
+    [
+        {"idx": 0, "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"},
+    ]
+)
+
+
 @pytest.mark.parametrize(
     ("file", "content", "expected"),
     [
         ("1_Pooling/config.json", '["mean"]', "expected an object"),
         ("1_Pooling/config.json", '{"pooling_mode_cls_token": "yes"}', "field 'pooling_mode_cls_token'"),
-        ("1_Pooling/config.json", '{"pooling_mode_max_tokens": true}', "field 'pooling_mode_max_tokens'"),
-        ("modules.json", '[{"idx": 0, "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]', "Dense"),
+        ("1_Pooling/config.json", '{"pooling_mode": "median"}', "field 'pooling_mode'"),
+        ("modules.json", '[{"idx": 0, "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]', "first"),
+        ("modules.json", LAYER_NORM_MODULES, "LayerNorm"),
         ("modules.json", '{"type": "Pooling"}', "expected an array"),
         ("config_sentence_transformers.json", '{"prompts": ["q"]}', "field 'prompts'"),
         ("sentence_bert_config.json", '{"max_seq_length": "256"}', "field 'max_seq_length'"),
@@ -312,6 +322,25 @@ def test_model_folder_settings_evalkit_would_not_honour_are_refused(
     with pytest.raises(SpecError, match=expected) as caught:
         resolve_model(str(model_copy))
     assert str(caught.value).startswith(str(model_copy / file))
+
+
+@pytest.mark.parametrize(
+    ("pooling", "expected"),
+    [
+        ('{"pooling_mode_max_tokens": true}', "max"),
+        ('{"pooling_mode_lasttoken": true}', "lasttoken"),
+        ('{"pooling_mode_weightedmean_tokens": true, "include_prompt": false}', "weightedmean"),
+        ('{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}', "cls+mean"),
+    ],
+)
+def test_pooling_modes_once_refused_now_run_exactly(model_copy: Path, pooling: str, expected: str) -> None:
+    """Every sentence-transformers pooling mode, and a prompt left out of the pooling, is computed as
+    sentence-transformers computes it (tests/test_st_configs.py compares the vectors): read, not refused."""
+    (model_copy / "1_Pooling" / "config.json").write_text(pooling)
+    spec = resolve_model(str(model_copy))
+    assert spec.pooling == expected
+    assert spec.include_prompt is ("include_prompt" not in pooling)
+    assert encode(load_encoder(spec, runtime="torch")).shape[0] == len(TEXTS)
 
 
 def test_pickled_weights_only_exit_2_and_are_never_unpickled(

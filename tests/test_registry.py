@@ -155,3 +155,15 @@ def test_hub_id_resolves_through_the_hub_client_cache() -> None:
     assert (spec.source, spec.revision, spec.local_path) == ("hub", commit, snapshot)
     assert (spec.pooling, spec.normalize, spec.max_length) == ("mean", True, 256)
     assert spec.results_folder_name == "test-org__tiny-minilm"
+
+
+def test_models_yaml_keeps_only_what_mteb_lacks() -> None:
+    """An mteb model's entry holds no field mteb's registry already gives (revision, prompts, languages, size)."""
+    from evalkit.registry.models import _registry_layers
+
+    for name, (override, mteb_fields) in _registry_layers().items():
+        if mteb_fields:
+            assert not {"revision", "prompts", "languages", "embedding_dim"} & set(override), name
+            assert load_model_registry()[name].origins["revision"] == "mteb registry", name
+        else:
+            assert override.get("packaged_in") or override.get("adapter") in ("onnx", "splade"), name

@@ -220,10 +220,20 @@ def test_submit_refuses_a_model_without_revision_or_an_ablation(tmp_path: Path, 
 
 def test_each_revision_ranks_a_models_hybrids_beside_it(tmp_path: Path) -> None:
     commit = "8b3219a92973c328a8e22fadcfa821b5dc75636a"
+    hybrid = {"retrieval": "hybrid-rrf", "sparse": "bm25"}  # an experiment of the revision, stored as mteb does
+    write_run(tmp_path, revision=commit, retrieval=np.full(20, 0.60))
+    write_run(tmp_path, revision=commit, retrieval=np.full(20, 0.70), experiment_kwargs=hybrid)
+    (joined,) = build_leaderboard([tmp_path]).rows  # mteb's view: one model, its experiments left out
+    assert joined.per_task["SciFact"] == pytest.approx(0.60)
+    board = build_leaderboard([tmp_path], each_revision=True)
+    assert [row.revision for row in board.rows] == [f"{commit}+retrieval_hybrid-rrf__sparse_bm25", commit]
+    assert "org/model (8b3219a92973+retrieval_hybrid-rrf\\_\\_sparse_bm25)" in render(board, "md")  # _ escaped
+
+
+def test_a_legacy_sibling_revision_folder_still_ranks_beside_the_model(tmp_path: Path) -> None:
+    """Folders an older evalkit wrote (``<revision>+retrieval-...`` beside the revision) still read."""
+    commit = "8b3219a92973c328a8e22fadcfa821b5dc75636a"
     write_run(tmp_path, revision=commit, retrieval=np.full(20, 0.60))
     write_run(tmp_path, revision=f"{commit}+retrieval-hybrid-rrf+sparse-bm25", retrieval=np.full(20, 0.70))
-    joined = build_leaderboard([tmp_path])
-    assert len(joined.rows) == 1  # mteb's view: one model, its revisions joined
     board = build_leaderboard([tmp_path], each_revision=True)
     assert [row.revision for row in board.rows] == [f"{commit}+retrieval-hybrid-rrf+sparse-bm25", commit]
-    assert "org/model (8b3219a92973+retrieval-hybrid-rrf+sparse-bm25)" in render(board, "md")

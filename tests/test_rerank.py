@@ -96,8 +96,9 @@ def test_reranker_runs_from_the_cli_and_lands_in_its_own_folder(
     out = tmp_path / "results"
     args = ["run", "--model", "sentence-transformers/all-MiniLM-L6-v2", "--tasks", "ToyRerank", "--output", str(out)]
     assert main([*args, "--reranker", str(reranker_folder), "--rerank-top-k", "3", "--quiet"]) == 0
-    (revision,) = (out / "sentence-transformers__all-MiniLM-L6-v2").iterdir()
-    assert revision.name.endswith("+rerank-" + reranker_folder.name + "-k3")
+    (model_revision,) = (out / "sentence-transformers__all-MiniLM-L6-v2").iterdir()
+    (revision,) = (model_revision / "experiments").iterdir()  # an experiment of the model's revision
+    assert revision.name == "rerank_" + reranker_folder.name + "-k3"
     record = json.loads((revision / "evalkit" / "ToyRerank.run.json").read_text())
     assert record["run_settings"]["rerank"]["top_k"] == 3
     scores = json.loads((revision / "ToyRerank.json").read_text())["scores"]["test"][0]

@@ -28,10 +28,17 @@ BAD = {
 }
 
 
+def _empty_model_meta() -> dict:
+    """mteb's own ModelMeta for a model it knows nothing about: valid, every unknown field empty."""
+    from mteb.models.model_meta import ModelMeta
+
+    return ModelMeta.create_empty({"name": MODEL, "revision": REVISION}).to_dict()
+
+
 def _write(root: Path, tasks: dict[str, tuple[tuple[str, float], ...]]) -> Path:
     folder = root / MODEL.replace("/", "__") / REVISION
     folder.mkdir(parents=True)
-    (folder / "model_meta.json").write_text(json.dumps({"name": MODEL, "revision": REVISION}))
+    (folder / "model_meta.json").write_text(json.dumps(_empty_model_meta(), default=str))
     for name, cells in tasks.items():
         scores: dict[str, list] = {}
         for split, value in cells:

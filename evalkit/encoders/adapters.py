@@ -8,7 +8,8 @@ adapter lists the known ones. A registered class builds itself with ``from_spec(
 :func:`build_encoder` and :func:`build_pair_scorer` hand EVERY encoding option (device, precision, runtime, the
 artefact folder) to every model — the model under test, a hybrid's sparse model, a reranker, a Ray worker's
 replica — so none can miss one (a reranker built without the run's precision reranked in fp32 while the run was
-filed under ``-bf16``). Each adapter decides what an option means for it, and refuses what it cannot honour.
+filed as a bf16 experiment, ``experiments/output_dtypes_bfloat16``). Each adapter decides what an option means
+for it, and refuses what it cannot honour.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Hugging Face transformers adapter: tokenizer + AutoModel, mean or CLS pooling, optional L2 normalisation.
+"""Hugging Face transformers adapter: tokenizer + AutoModel, then what a sentence-transformers folder computes after
+the transformer (every pooling mode, Dense modules, Normalize, truncation: :mod:`evalkit.encoders.st_modules`).
 
 Loading never runs remote code and reads safetensors only: pickled weights (``.bin``, ``.pt``) can run code when
 unpickled and are refused with one line (BGE-M3's small head files are the one exception, see ``bge_m3.py``).
@@ -6,8 +7,6 @@ unpickled and are refused with one line (BGE-M3's small head files are the one e
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,41 +14,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from evalkit.encoders.pooling import pool
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
+from evalkit.encoders.st_modules import (
+    SentenceHead,
+    mark_prompt,
+    marked_token_ids,
+    prompt_token_count,
+    split_prompt_lengths,
+)
 from evalkit.errors import EvalkitError, UnknownModelError
-from evalkit.loaders.checksums import file_sha256
+from evalkit.loaders.weights_files import WEIGHT_PICKLE_SUFFIXES, weights_fingerprint
 from evalkit.registry.models import ModelSpec
+from evalkit.registry.st_folder import needs_remote_code
 
-PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-_NOT_READ_SUFFIXES = (*PICKLED_SUFFIXES, ".md", ".onnx", ".h5", ".msgpack", ".ot", ".png", ".jpg", ".gif")
-_NOT_READ_NAMES = (".gitattributes", ".gitignore", "LICENSE", "LICENSE.txt", "NOTICE")
-
-
-def _read_files(folder: Path) -> Iterator[Path]:
-    """Every file of ``folder`` that a loader may read: the top level (weights, configs, every tokenizer file) and
-    the sentence-transformers module folders (``1_Pooling``, ``2_Dense``, ...), less what no loader here reads
-    (docs, pickled or ONNX weights). A file we cannot rule out counts: an extra file costs a re-encode, a missed
-    one serves stale vectors."""
-    for path in folder.iterdir():
-        if path.name.startswith(".") or path.name in _NOT_READ_NAMES:
-            continue
-        if path.is_file() and path.suffix not in _NOT_READ_SUFFIXES:
-            yield path
-        elif path.is_dir() and path.name[:1].isdigit() and "_" in path.name:  # a sentence-transformers module
-            yield from (p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 over every file that changes a vector (weights, model and tokenizer configs, vocabularies, special
-    tokens, module configs), each with its path relative to the folder, in a stable order: editing any of them
-    names another cache namespace, so vectors of the old files are never served for the new ones."""
-    digest = hashlib.sha256()
-    for path in sorted(_read_files(folder), key=lambda p: p.relative_to(folder).as_posix()):
-        digest.update(path.relative_to(folder).as_posix().encode("utf-8", "surrogateescape"))
-        digest.update(b"\0")
-        digest.update(bytes.fromhex(file_sha256(path)))
-    return digest.hexdigest()
+PICKLED_SUFFIXES = WEIGHT_PICKLE_SUFFIXES
 
 
 def require_safetensors(folder: Path) -> None:
@@ -66,14 +44,21 @@ def require_safetensors(folder: Path) -> None:
         )
 
 
-def padded_batch(token_ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids padded to the batch's longest text, and the attention mask: what every transformers adapter feeds."""
+def padded_batch(token_ids: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids padded to the batch's longest text, and the attention mask: what every transformers adapter feeds.
+
+    ``side`` is where the padding goes: ``right`` (after the text), or ``left`` (before it), as a decoder
+    embedder's tokenizer pads so that every text ends at the last position.
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"padding side must be right or left, got {side!r}")
     longest = max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
     for row, ids in enumerate(token_ids):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
+        span = slice(0, len(ids)) if side == "right" else slice(longest - len(ids), longest)
+        input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, span] = 1
     return input_ids, attention_mask
 
 
@@ -92,13 +77,16 @@ def load_weights(model_class: type, folder: Path, config: object, **options: obj
         raise UnknownModelError(f"cannot load model from {folder}: {str(err).splitlines()[0]}") from None
 
 
-def load_tokenizer_and_config(folder: Path) -> tuple[object, object]:
+def load_tokenizer_and_config(folder: Path, **tokenizer_kwargs: Any) -> tuple[object, object]:
     """The folder's tokenizer and model config, or one line naming the folder: a malformed file in a model folder
-    is bad input (transformers raises many kinds of error for one), not a bug of evalkit."""
+    is bad input (transformers raises many kinds of error for one), not a bug of evalkit.
+
+    ``tokenizer_kwargs`` are passed on as sentence-transformers passes its ``tokenizer_kwargs`` (mteb's loaders set
+    e.g. ``add_eos_token`` for decoder embedders that pool the appended end-of-sequence token)."""
     from transformers import AutoConfig, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **tokenizer_kwargs)
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     except Exception as err:  # JSON, protobuf, sentencepiece and KeyError all mean "bad folder"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -149,12 +137,19 @@ class HFEncoder:
         transformers_logging.disable_progress_bar()  # the core shows one progress bar for the work that counts
         folder = spec.local_path
         require_safetensors(folder)
-        self.tokenizer, self._config = load_tokenizer_and_config(folder)
+        self.tokenizer, self._config = load_tokenizer_and_config(folder, **spec.tokenizer_kwargs)
+        if needs_remote_code(getattr(self._config, "auto_map", None)):
+            raise UnknownModelError(
+                "the model needs its own code (trust_remote_code), which evalkit never runs",
+                file=folder / "config.json",
+                field="auto_map",
+            )
         self._autocast = self.device.type == "cuda" and precision != "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
         self.runtime = self._resolve_runtime(runtime)
         self._artifact_dir = artifact_dir
+        _ = self._sentence_head  # its Dense weights checked (and read: they are small) before any work
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, encoding: Any, *, artifact_dir: Path | None = None) -> HFEncoder:
@@ -168,8 +163,15 @@ class HFEncoder:
         if runtime not in RUNTIMES:
             raise EvalkitError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})", field="runtime")
         onnx_fits = self.device.type == "cpu" and self.precision == "fp32"
-        if runtime == "auto":
-            return "onnx" if onnx_fits and onnxruntime_available() else "torch"
+        if runtime == "auto":  # the export is checked on right-padded batches only: left padding stays in torch
+            right_padded = self.spec.padding_side == "right"
+            return "onnx" if onnx_fits and right_padded and onnxruntime_available() else "torch"
+        if runtime == "onnx" and self.spec.padding_side != "right":
+            raise EvalkitError(
+                "--runtime onnx is checked on right-padded batches only; this model pads on the left: use "
+                "--runtime torch",
+                field="runtime",
+            )
         if runtime == "onnx" and not onnx_fits:
             raise EvalkitError("--runtime onnx runs fp32 on a CPU only", field="runtime")
         if runtime == "onnx" and not onnxruntime_available():
@@ -201,7 +203,9 @@ class HFEncoder:
 
         root = self._artifact_dir if self._artifact_dir is not None else default_cache_dir()
         kind = "bert-tt" if self._uses_token_types else "plain"
-        path = root / "onnx" / f"{self._weights_sha256[:32]}-{kind}-opset17.onnx"
+        assert self.spec.local_path is not None
+        transformer_sha256 = weights_fingerprint(self.spec.local_path, modules=False)  # the graph is its forward
+        path = root / "onnx" / f"{transformer_sha256[:32]}-{kind}-opset17.onnx"
         threads = torch.get_num_threads()
         forward = open_verified(path, self._uses_token_types, threads)
         if forward is None:
@@ -215,10 +219,30 @@ class HFEncoder:
             )
         return forward
 
+    @cached_property
+    def _sentence_head(self) -> SentenceHead:
+        """Pooling, Dense modules, Normalize and truncation (built with the encoder: Dense weights are small)."""
+        return SentenceHead(self.spec, self.device)
+
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
+        """The prompt (the model's default prompt when none was resolved) before each text; for a model that pools
+        without its prompt, the prompt's end is marked (see :mod:`evalkit.encoders.st_modules`)."""
+        spec = self.spec
+        if not prompt and spec.default_prompt_name:
+            prompt = spec.prompts.get(spec.default_prompt_name, "")
+        if not spec.include_prompt:
+            return mark_prompt(texts, prompt)
         return [prompt + text for text in texts] if prompt else list(texts)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
+        if self.spec.include_prompt:
+            return self._token_ids(texts)
+        return marked_token_ids(texts, self._token_ids, self._prompt_token_count)
+
+    def _prompt_token_count(self, prompt: str) -> int:
+        return prompt_token_count(self.tokenizer, prompt, self.spec.max_length)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
         encoded = self.tokenizer(
             texts,
             truncation=True,
@@ -231,7 +255,8 @@ class HFEncoder:
 
     @torch.inference_mode()
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
-        input_ids, attention_mask = padded_batch(token_ids, self._pad_id)
+        token_ids, prompt_lengths = split_prompt_lengths(token_ids)
+        input_ids, attention_mask = padded_batch(token_ids, self._pad_id, self.spec.padding_side)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
@@ -240,7 +265,7 @@ class HFEncoder:
         else:
             with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
                 hidden = self.model(**inputs).last_hidden_state.float()
-        pooled = pool(hidden, inputs["attention_mask"], self.spec.pooling, normalize=self.spec.normalize)
+        pooled = self._sentence_head(hidden, inputs["attention_mask"], prompt_lengths)
         return pooled.float().cpu().numpy()
 
     @cached_property

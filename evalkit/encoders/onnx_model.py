@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.encoders.pooling import normalized_rows, pool
+from evalkit.encoders.pooling import NUMPY_POOLING_MODES, normalized_rows, pool
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
 from evalkit.loaders.checksums import file_sha256
@@ -36,6 +36,25 @@ def _available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _refuse_what_the_graph_path_does_not_apply(spec: ModelSpec) -> None:
+    """A shipped graph is pooled here in numpy (cls or mean), right-padded, with no module after the pooling: a
+    spec asking for more is refused, never run without it."""
+    unapplied = {
+        "pooling": spec.pooling not in NUMPY_POOLING_MODES,
+        "dense_modules": bool(spec.dense_modules),
+        "include_prompt": not spec.include_prompt,
+        "truncate_dim": spec.truncate_dim is not None,
+        "padding_side": spec.padding_side != "right",
+    }
+    for field, refused in unapplied.items():
+        if refused:
+            raise UnknownModelError(
+                f"model '{spec.name}': an ONNX model runs here with cls or mean pooling only, right-padded, with "
+                f"no module after it; its {field} is not applied",
+                field=field,
+            )
 
 
 class OnnxModelEncoder:
@@ -58,6 +77,7 @@ class OnnxModelEncoder:
             )
         if spec.local_path is None or spec.onnx_file is None:
             raise UnknownModelError(f"model '{spec.name}' names no ONNX graph", field="onnx_file")
+        _refuse_what_the_graph_path_does_not_apply(spec)
         self.spec = spec
         self.name = spec.name
         self.graph_path = spec.local_path / spec.onnx_file

@@ -19,9 +19,10 @@ from evalkit.encoders.pooling import POOLING_MODES
 from evalkit.encoders.protocol import Role
 from evalkit.errors import EvalkitError
 from evalkit.registry.models import ModelSpec
+from evalkit.registry.st_folder import SIMILARITIES
 
-SUPPORTED_SIMILARITIES = ("cosine", None)
-"""evalkit scores by cosine; a dot product equals it for a model that normalises (checked below)."""
+SUPPORTED_SIMILARITIES = (*SIMILARITIES, None)
+"""The functions evalkit scores with exactly as mteb does (``evalkit.search.similarity``); ``None`` is cosine."""
 
 _PRECISION_OF = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -54,7 +55,8 @@ def sentence_transformer_encoder(st: Any, *, revision: str | None = None, name: 
         max_length = getattr(st, "max_seq_length", None)
         fingerprint = {**fingerprint, "modules": _module_names(st), "max_seq_length": max_length}
     encoder = ObjectTextEncoder(name, encode, fingerprint, default_prompt=default_prompt)
-    encoder.spec = ModelSpec(name=name, adapter="object", prompts=prompts, source="object")
+    similarity = _similarity_of(st)
+    encoder.spec = ModelSpec(name=name, adapter="object", prompts=prompts, similarity=similarity, source="object")
     return encoder
 
 
@@ -96,6 +98,8 @@ class InMemoryTransformerEncoder(HFEncoder):
             normalize=_module_names(st)[2:] == ["Normalize"],
             max_length=int(st.max_seq_length),
             prompts=prompts,
+            similarity=_similarity_of(st),
+            padding_side=getattr(st.tokenizer, "padding_side", None) or "right",  # a decoder pads on the left
             source="object",
         )
         self.name = name
@@ -173,13 +177,18 @@ def in_memory_cross_encoder(ce: Any, *, revision: str | None = None, name: str |
 
 def _check_similarity(st: Any, name: str, *, normalizes: bool) -> None:
     similarity = getattr(st, "similarity_fn_name", None)
-    if similarity in SUPPORTED_SIMILARITIES or (similarity == "dot" and normalizes):
+    if similarity in SUPPORTED_SIMILARITIES:
         return
     raise EvalkitError(
-        f"model '{name}' scores by {similarity} similarity; evalkit scores by cosine (set "
-        "model.similarity_fn_name = 'cosine' to evaluate it so)",
+        f"model '{name}' scores by {similarity} similarity, which evalkit does not compute (known: "
+        f"{', '.join(SIMILARITIES)})",
         field="similarity_fn_name",
     )
+
+
+def _similarity_of(st: Any) -> str:
+    """The model's own similarity function, as mteb scores it (sentence-transformers' default is cosine)."""
+    return getattr(st, "similarity_fn_name", None) or "cosine"
 
 
 def _module_names(st: Any) -> list[str]:

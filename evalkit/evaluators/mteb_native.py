@@ -22,6 +22,7 @@ from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome
 from evalkit.records import NativeSplit
 from evalkit.registry.tasks import mteb_task_for
+from evalkit.search.similarity import check_similarity, pairwise_similarity, similarity_matrix
 
 if TYPE_CHECKING:
     from evalkit.pipeline.models import RunModels
@@ -42,16 +43,25 @@ class MtebEncoderAdapter:
     """evalkit's encoder and core behind mteb's ``EncoderProtocol``.
 
     Prompts are resolved from the model's prompts with mteb's own precedence (``evalkit.encoders.prompts``), so
-    the text that reaches the model is the one mteb's sentence-transformers wrapper would send.
+    the text that reaches the model is the one mteb's sentence-transformers wrapper would send. ``similarity`` is
+    the model's function (its ``similarity_fn_name``), which mteb's evaluators call through ``similarity`` (bitext
+    mining, summarization) and ``similarity_pairwise``; cosine is mteb's own ``cos_sim`` as before.
     """
 
     def __init__(
-        self, encoder: Encoder, core: EmbeddingCore, *, prompts: Mapping[str, str], name: str, revision: str | None
+        self,
+        encoder: Encoder,
+        core: EmbeddingCore,
+        *,
+        prompts: Mapping[str, str],
+        name: str,
+        revision: str | None,
+        similarity: str = "cosine",
     ) -> None:
         self.encoder = encoder
         self.core = core
         self.prompts = prompts
-        self._meta = AdapterModelMeta(name=name, revision=revision)
+        self._meta = AdapterModelMeta(name=name, revision=revision, similarity_fn_name=check_similarity(similarity))
 
     @property
     def mteb_model_meta(self) -> AdapterModelMeta:
@@ -77,11 +87,15 @@ class MtebEncoderAdapter:
         return self.core.encode(self.encoder, texts, role, prompt=prompt, desc=f"{hf_split}/{hf_subset} texts")
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        if self._meta.similarity_fn_name != "cosine":
+            return similarity_matrix(embeddings1, embeddings2, self._meta.similarity_fn_name)
         from mteb.similarity_functions import cos_sim
 
         return cos_sim(embeddings1, embeddings2)
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        if self._meta.similarity_fn_name != "cosine":
+            return pairwise_similarity(embeddings1, embeddings2, self._meta.similarity_fn_name)
         from mteb.similarity_functions import pairwise_cos_sim
 
         return pairwise_cos_sim(embeddings1, embeddings2)
@@ -148,7 +162,12 @@ def evaluate_with_mteb(
 def evaluate_native_task(spec: TaskSpec, data: TaskData, models: RunModels) -> list[SplitOutcome]:
     """Every split and subset of a task with mteb's evaluator for its type, the run's model behind the adapter."""
     adapter = MtebEncoderAdapter(
-        models.encoder, models.core, prompts=models.model.prompts, name=models.model.name, revision=models.revision
+        models.encoder,
+        models.core,
+        prompts=models.model.prompts,
+        name=models.model.name,
+        revision=models.revision,
+        similarity=models.model.similarity,
     )
     return evaluate_with_mteb(
         mteb_task_for(spec),

@@ -10,12 +10,13 @@ from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, label_warnings, require_main_score
+from evalkit.evaluators.pair_sides import SYMMETRIC, encode_pair_sides
 from evalkit.kinds.pair_classification import PAIR_CLASSIFICATION_SCORES
 from evalkit.metrics.pair_classification import pair_classification_scores, pair_similarities
 from evalkit.records import PairLabelSplit
 
 PER_PAIR_FUNCTIONS = ("cosine", "euclidean", "manhattan", "dot")
-"""Similarities kept per pair (distances negated); ``similarity`` is cosine again for every registry model."""
+"""Similarities kept per pair (distances negated); ``similarity`` (the model's own function) is not kept."""
 
 
 def evaluate_pair_classification(
@@ -28,17 +29,24 @@ def evaluate_pair_classification(
     languages: tuple[str, ...],
     main_score: str,
     prompts: TaskPrompts = NO_PROMPTS,
+    similarity: str = "cosine",
+    input_roles: tuple[str, str] = SYMMETRIC,
 ) -> SplitOutcome:
-    """Scores of one split; the main score (``max_ap`` mostly, ``max_accuracy`` for Ocnli/Cmnli) is the task's."""
+    """Scores of one split; the main score (``max_ap`` mostly, ``max_accuracy`` for Ocnli/Cmnli) is the task's;
+    ``similarity`` is the model's own function (the ``similarity_*`` scores)."""
     require_main_score(main_score, PAIR_CLASSIFICATION_SCORES, "PairClassification")
     started = time.perf_counter()
-    # Both sides in one call, with no role, as mteb asks for pair tasks: a sentence in many pairs is encoded once.
-    vectors = core.encode(
-        encoder, split.texts1 + split.texts2, "symmetric", prompt=prompts.symmetric, desc=f"{split_name} sentences"
+    vectors1, vectors2 = encode_pair_sides(
+        core,
+        encoder,
+        split.texts1,
+        split.texts2,
+        prompts=prompts,
+        input_roles=input_roles,
+        desc=f"{split_name} sentences",
     )
-    vectors1, vectors2 = vectors[: len(split)], vectors[len(split) :]
     encoded = time.perf_counter()
-    similarities = pair_similarities(vectors1, vectors2)
+    similarities = pair_similarities(vectors1, vectors2, similarity=similarity)
     scores = pair_classification_scores(similarities, split.labels)
     per_pair = PerItemScores(
         item_ids=[str(i) for i in range(len(split))],

@@ -1,4 +1,6 @@
-"""Reranking evaluation: order each query's given candidates by cosine, score the order with trec_eval's metrics.
+"""Reranking evaluation: order each query's given candidates by the model's similarity (cosine unless it names
+dot, euclidean or manhattan, as mteb's reranking calls ``model.similarity``), score the order with trec_eval's
+metrics.
 
 mteb 2.x runs reranking tasks as retrieval restricted to ``top_ranked`` candidates, so the numbers and their
 names are retrieval's (``map_at_1000``, ``mrr_at_10``, ...): the candidates are ranked in trec_eval's order
@@ -48,12 +50,12 @@ def evaluate_reranking(
     main_score: str,
     k_values: Sequence[int] = K_VALUES,
     prompts: TaskPrompts = NO_PROMPTS,
+    similarity: str = "cosine",
 ) -> SplitOutcome:
-    """Scores of one split, with each query's metrics kept.
+    """Scores of one split, with each query's metrics kept; candidates ranked by the model's ``similarity``.
 
     When ``main_score`` starts with ``max_over_subqueries_`` (MindSmallReranking) the merged-subquery scores
-    are added as mteb adds them.
-    """
+    are added as mteb adds them."""
     computed = {f"{prefix}_at_{k}" for prefix in METRIC_PREFIXES for k in k_values} | {"accuracy"}
     require_main_score(main_score, computed | {SUBQUERY_PREFIX + name for name in computed}, "Reranking")
     started = time.perf_counter()
@@ -66,7 +68,7 @@ def evaluate_reranking(
         encoder, [texts[row] for row in doc_rows], "document", prompt=prompts.document, desc=f"{split_name} candidates"
     )
     encoded = time.perf_counter()
-    scores_per_query = candidate_scores(query_vectors, doc_vectors, rows_per_query)
+    scores_per_query = candidate_scores(query_vectors, doc_vectors, rows_per_query, similarity=similarity)
     depth = max(k_values)  # mteb keeps each query's top max(k) candidates (torch.topk) before scoring
     ranked, ranked_scores = [], []
     for doc_ids, scores in zip(split.candidates, scores_per_query, strict=True):

@@ -11,6 +11,7 @@ from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
 from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, require_main_score
+from evalkit.evaluators.pair_sides import SYMMETRIC, encode_pair_sides
 from evalkit.kinds.sts import STS_SCORES
 from evalkit.metrics.sts import pair_similarities, sts_scores
 from evalkit.records import PairSplit
@@ -27,20 +28,27 @@ def evaluate_sts(
     main_score: str,
     score_range: tuple[float, float],
     prompts: TaskPrompts = NO_PROMPTS,
+    similarity: str = "cosine",
+    input_roles: tuple[str, str] = SYMMETRIC,
 ) -> SplitOutcome:
+    """Scores of one split; ``similarity`` is the model's own function (the ``pearson``/``spearman`` columns)."""
     require_main_score(main_score, STS_SCORES, "STS")
     low, high = score_range
     if not low < high:  # reversed: every correlation's sign flips; empty: a division by zero
         raise EvalkitError(f"score range [{low:g}, {high:g}] is not [min, max] with min < max", field="score_range")
     started = time.perf_counter()
-    # Both sides in one call: a sentence that appears on both sides (or in many pairs) is encoded once.
-    vectors = core.encode(
-        encoder, split.texts1 + split.texts2, "symmetric", prompt=prompts.symmetric, desc=f"{split_name} sentences"
+    vectors1, vectors2 = encode_pair_sides(
+        core,
+        encoder,
+        split.texts1,
+        split.texts2,
+        prompts=prompts,
+        input_roles=input_roles,
+        desc=f"{split_name} sentences",
     )
-    vectors1, vectors2 = vectors[: len(split)], vectors[len(split) :]
     encoded = time.perf_counter()
     gold = (split.scores - low) / (high - low)  # as mteb does; correlations do not change
-    similarities = pair_similarities(vectors1, vectors2)
+    similarities = pair_similarities(vectors1, vectors2, similarity=similarity)
     scores = sts_scores(similarities, gold)
     per_pair = PerItemScores(
         item_ids=[str(i) for i in range(len(split))],

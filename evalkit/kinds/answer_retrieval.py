@@ -34,7 +34,7 @@ def evaluate_answer_retrieval(
     from evalkit.encoders.prompts import TaskPrompts
     from evalkit.evaluators.answer_retrieval import evaluate_answer_retrieval_task
 
-    prompts = TaskPrompts.resolve(models.model.prompts, task_name=spec.name, task_type=spec.type)
+    prompts = TaskPrompts.for_model(models.model, task_name=spec.name, task_type=spec.type, task_prompt=spec.prompt)
     return evaluate_answer_retrieval_task(
         data.splits,
         models,

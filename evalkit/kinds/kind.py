@@ -142,7 +142,7 @@ def split_jobs(
     """Each (split, arguments) of a task in evaluation order: subsets as loaded, splits as the spec lists them."""
     from evalkit.encoders.prompts import TaskPrompts
 
-    prompts = TaskPrompts.resolve(models.model.prompts, task_name=spec.name, task_type=spec.type)
+    prompts = TaskPrompts.for_model(models.model, task_name=spec.name, task_type=spec.type, task_prompt=spec.prompt)
     for hf_subset, splits in data.splits.items():
         for split_name in spec.eval_splits:
             split = splits[split_name]

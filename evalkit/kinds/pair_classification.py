@@ -28,7 +28,14 @@ def evaluate_pair_classification_split(split: Split, models: RunModels, args: Sp
     from evalkit.evaluators.pair_classification import evaluate_pair_classification
 
     assert isinstance(split, PairLabelSplit)
-    return evaluate_pair_classification(split, models.encoder, models.core, **args.common())
+    return evaluate_pair_classification(
+        split,
+        models.encoder,
+        models.core,
+        similarity=models.model.similarity,
+        input_roles=args.spec.input_roles,
+        **args.common(),
+    )
 
 
 PAIR_CLASSIFICATION = TaskKind(

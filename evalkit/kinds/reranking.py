@@ -33,7 +33,7 @@ def evaluate_reranking_split(split: Split, models: RunModels, args: SplitArgs) -
     from evalkit.evaluators.reranking import evaluate_reranking
 
     assert isinstance(split, RerankingSplit)
-    return evaluate_reranking(split, models.encoder, models.core, **args.common())
+    return evaluate_reranking(split, models.encoder, models.core, similarity=models.model.similarity, **args.common())
 
 
 RERANKING = TaskKind(

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from evalkit.pipeline.models import RunModels
 
 PAIR_FUNCTIONS = ("similarity", "cosine", "manhattan", "euclidean", "dot")
-"""The similarities scored: the model's own (``similarity``, cosine for every registry model) and mteb's four."""
+"""The similarities scored: the model's own (``similarity``: its ``similarity_fn_name``, cosine by default) and
+mteb's four."""
 
 STS_SCORES = frozenset(
     f"{'' if function == 'similarity' else function + '_'}{statistic}"
@@ -44,7 +45,15 @@ def evaluate_sts_split(split: Split, models: RunModels, args: SplitArgs) -> Spli
     from evalkit.evaluators.sts import evaluate_sts
 
     assert isinstance(split, PairSplit)
-    return evaluate_sts(split, models.encoder, models.core, score_range=args.spec.score_range, **args.common())
+    return evaluate_sts(
+        split,
+        models.encoder,
+        models.core,
+        score_range=args.spec.score_range,
+        similarity=models.model.similarity,
+        input_roles=args.spec.input_roles,
+        **args.common(),
+    )
 
 
 STS = TaskKind(

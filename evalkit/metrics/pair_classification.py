@@ -30,26 +30,35 @@ from sklearn.metrics.pairwise import (
     paired_manhattan_distances,
 )
 
+from evalkit.search.similarity import pairwise_similarity
+
 SIMILARITY_FUNCTIONS: tuple[str, ...] = ("similarity", "cosine", "manhattan", "euclidean", "dot")
-"""mteb's order: ``similarity`` is the model's own function (cosine for every registry model)."""
+"""mteb's order: ``similarity`` is the model's own function (cosine unless the model names another)."""
 
 METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall", "ap")
 
 
-def pair_similarities(vectors1: np.ndarray, vectors2: np.ndarray) -> dict[str, np.ndarray]:
+def pair_similarities(
+    vectors1: np.ndarray, vectors2: np.ndarray, *, similarity: str = "cosine"
+) -> dict[str, np.ndarray]:
     """Per-pair similarity under each of mteb's functions, higher = more similar, as float32 like mteb's.
 
-    ``dot`` is one ``np.dot`` per row and ``similarity`` is mteb's ``pairwise_cos_sim`` (torch: normalise, then
-    multiply and sum), because a vectorised sum adds in another order and can move a value by one ulp, which
-    can make or break a tie.
+    ``dot`` is one ``np.dot`` per row and ``similarity`` is the model's own function as mteb computes it (for
+    cosine, mteb's ``pairwise_cos_sim``: torch, normalise, then multiply and sum; for dot, euclidean or manhattan,
+    :func:`evalkit.search.similarity.pairwise_similarity`), because a vectorised sum adds in another order and can
+    move a value by one ulp, which can make or break a tie.
     """
     if vectors1.shape != vectors2.shape:
         raise ValueError(f"the two sides differ in shape: {vectors1.shape} and {vectors2.shape}")
     dot = np.array([np.dot(a, b) for a, b in zip(vectors1, vectors2, strict=True)], dtype=vectors1.dtype)
-    left = torch.nn.functional.normalize(torch.as_tensor(vectors1, dtype=torch.float32), p=2, dim=1)
-    right = torch.nn.functional.normalize(torch.as_tensor(vectors2, dtype=torch.float32), p=2, dim=1)
+    if similarity == "cosine":
+        left = torch.nn.functional.normalize(torch.as_tensor(vectors1, dtype=torch.float32), p=2, dim=1)
+        right = torch.nn.functional.normalize(torch.as_tensor(vectors2, dtype=torch.float32), p=2, dim=1)
+        own = (left * right).sum(dim=-1).numpy()
+    else:
+        own = pairwise_similarity(vectors1, vectors2, similarity).numpy()
     return {
-        "similarity": (left * right).sum(dim=-1).numpy(),
+        "similarity": own,
         "cosine": 1 - paired_cosine_distances(vectors1, vectors2),
         "manhattan": -paired_manhattan_distances(vectors1, vectors2),
         "euclidean": -paired_euclidean_distances(vectors1, vectors2),

@@ -1,6 +1,8 @@
 """STS metrics: Pearson and Spearman of each similarity function against the gold scores, as mteb reports them.
 
 The similarities are computed with the same scikit-learn functions mteb uses, so the numbers agree to the last digit.
+The ``similarity`` column is the model's own function: cosine (as before) unless the model names dot, euclidean or
+manhattan, then its ``similarity_pairwise`` as mteb computes it (:func:`evalkit.search.similarity.pairwise_similarity`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ from sklearn.metrics.pairwise import (
     paired_manhattan_distances,
 )
 
+from evalkit.search.similarity import pairwise_similarity
 
-def pair_similarities(vectors1: np.ndarray, vectors2: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-pair similarity under each function mteb reports (distances negated, so higher = more similar)."""
+
+def pair_similarities(
+    vectors1: np.ndarray, vectors2: np.ndarray, *, similarity: str = "cosine"
+) -> dict[str, np.ndarray]:
+    """Per-pair similarity under each function mteb reports (distances negated, so higher = more similar), and
+    under the model's own ``similarity`` (the ``similarity`` column)."""
     cosine = 1 - paired_cosine_distances(vectors1, vectors2)
+    own = cosine if similarity == "cosine" else pairwise_similarity(vectors1, vectors2, similarity).numpy()
     return {
         "cosine": cosine,
         "manhattan": -paired_manhattan_distances(vectors1, vectors2),
         "euclidean": -paired_euclidean_distances(vectors1, vectors2),
         "dot": np.einsum("ij,ij->i", vectors1.astype(np.float64), vectors2.astype(np.float64)),
-        # The model's own similarity function; every registry model uses cosine.
-        "similarity": cosine,
+        "similarity": own,
     }
 
 

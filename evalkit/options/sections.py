@@ -17,10 +17,12 @@ from typing import Any
 
 from evalkit.errors import EvalkitError
 from evalkit.options.base import Section, check_positive, option
+from evalkit.registry.st_folder import POOLING_MODES
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
-POOLINGS: tuple[str, ...] = ("mean", "cls")
+POOLINGS: tuple[str, ...] = POOLING_MODES
+"""sentence-transformers' pooling modes (evalkit.encoders.pooling.POOLING_MODES), each reproduced exactly."""
 BACKENDS: tuple[str, ...] = ("local", "ray")
 SEARCH_BACKENDS: tuple[str, ...] = ("numpy", "faiss")
 RETRIEVALS: tuple[str, ...] = ("dense", "sparse", "colbert", "hybrid")
@@ -76,10 +78,6 @@ class EncodingOptions(Section):
         check_positive(self.batch_size, "batch_size")
         check_positive(self.token_budget, "token_budget")
 
-    def tag(self) -> str:
-        """Reduced precision gets its own revision folder: its scores never overwrite the faithful fp32 ones."""
-        return "" if self.precision == "fp32" else f"-{self.precision}"
-
     def check_environment(self) -> None:
         from evalkit.preflight import check_device
 
@@ -88,9 +86,9 @@ class EncodingOptions(Section):
 
 @dataclasses.dataclass(frozen=True)
 class ModelOverrides(Section):
-    """A model's own settings changed for an ablation; the run lands in a folder tagged with what changed."""
+    """A model's own settings changed for an ablation; the run is an mteb experiment named by what changed."""
 
-    title = "model settings (ablations: the run lands in a revision folder tagged with what changed)"
+    title = "model settings (ablations: the run is filed as an mteb experiment, <revision>/experiments/<what changed>/)"
     pooling: str | None = option(choices=POOLINGS, help="override the model's pooling")
     max_length: int | None = option(type=int, help="override the model's maximum tokens per text")
     normalize: bool | None = option(action=argparse.BooleanOptionalAction, help="override L2 normalisation")
@@ -111,6 +109,12 @@ class ModelOverrides(Section):
                 changes[name] = value
                 shown = {True: "on", False: "off"}.get(value, value) if name == "normalize" else value
                 tags.append(f"+{name}-{shown}")
+        if self.query_instruction is not None and getattr(model, "prompt_style", "prompts") == "instruct":
+            raise EvalkitError(  # its queries get a per-task instruction through a template, not a named prompt
+                f"--query-instruction replaces named prompts; {model.name} takes per-task instructions through "
+                "its instruction template (mteb's instruct wrapper), which this option would not change",
+                field="query_instruction",
+            )
         if self.query_instruction is not None:
             prompts = {  # every query prompt replaced; document prompts kept
                 (key if key == "document" or key.endswith("-document") else f"{key}-document"): text
@@ -126,9 +130,9 @@ class ModelOverrides(Section):
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalOptions(Section):
-    """How a Retrieval task retrieves (a non-dense retrieval lands in a revision folder tagged +retrieval-...)."""
+    """How a Retrieval task retrieves (a non-dense one is an mteb experiment: <revision>/experiments/retrieval_.../)."""
 
-    title = "retrieval (a non-dense retrieval lands in a revision folder tagged +retrieval-...)"
+    title = "retrieval (a non-dense retrieval lands in <revision>/experiments/retrieval_.../)"
     retrieval: str = option(
         "dense", choices=RETRIEVALS,
         help="dense cosine (default); sparse term weights; colbert: MaxSim rerank of the dense candidates; hybrid",

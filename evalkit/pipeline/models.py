@@ -2,9 +2,10 @@
 replicas — built from one set of encoding options, and the run's retriever over them, checked against each other
 in one place (:mod:`evalkit.search.build`).
 
-The revision folder the run writes to is named here too: the model's revision (or a weights fingerprint), then a
-tag for each option that changes scores (overrides, retrieval, a second model, a reranker, reduced precision), so
-a run with other settings never overwrites the model's own results.
+The folder the run writes to is named here too: the model's revision (or a weights fingerprint), and, for a run
+whose options change scores (overrides, retrieval, a second model, a reranker, reduced precision), mteb's
+``experiment_kwargs`` naming each change: such a run is an experiment of that revision
+(``<revision>/experiments/<name>/``, :mod:`evalkit.results.layout`), never mistaken for the model's own results.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from evalkit.encoders import build_encoder, build_pair_scorer
 from evalkit.errors import EvalkitError
 from evalkit.options import RunOptions
 from evalkit.registry.models import WEIGHTLESS_ADAPTERS, ModelSpec, resolve_model
+from evalkit.results.layout import experiment_kwargs, experiment_name
 from evalkit.search.build import build_retriever, check_task, is_lexical
 from evalkit.search.rerank import RerankStage
 from evalkit.search.retriever import Retriever
@@ -48,12 +50,18 @@ class RunModels:
     encoder: Any  # an Encoder, or a LexicalRetriever (BM25) that ranks texts itself
     core: EmbeddingCore
     cache: EmbeddingCache | None
-    revision: str  # the revision folder, tags included
+    revision: str  # the model's revision folder (an experiment lies inside it)
     retrieval: Any  # evalkit.search.fusion.RetrievalSettings, checked against the models' outputs
     sparse_model: Any | None  # a hybrid's second model: a sparse encoder (SPLADE) or BM25
     rerank: RerankStage | None
     distributed: DistributedSearch | None
     retriever: Retriever  # what Retrieval and AnswerRetrieval tasks search with, built once for the run
+    experiment_kwargs: dict[str, Any] | None = None  # what the run changes from the model's own settings (mteb's)
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiment's folder name (mteb's serialisation of ``experiment_kwargs``); None: the model's own run."""
+        return experiment_name(self.experiment_kwargs)
 
     def check_task(self, task_name: str, task_type: str) -> None:
         """Whether these models can score a task of this type (BM25 and a reranker: Retrieval only, ...)."""
@@ -156,13 +164,17 @@ def build_models(
         encoder,
         core,
         search_backend=options.retrieval.search_backend,
+        similarity=model.similarity,
         sparse_model=sparse_model,
         sparse_tag_name=options.retrieval.sparse_tag_name if sparse_model is not None else "",
         rerank=rerank,
         distributed=distributed,
     )
-    revision = results_revision(model, encoder) + settings_tag + retriever.describe()["tag"] + encoding.tag()
-    models = RunModels(model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever)
+    revision = results_revision(model, encoder)
+    changes = experiment_kwargs(settings_tag + retriever.describe()["tag"], encoding.precision)
+    models = RunModels(
+        model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever, changes
+    )
     for task_name, task_type in tasks:
         models.check_task(task_name, task_type)
     return models

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
+from evalkit.errors import EvalkitError
 from evalkit.evaluators.outcome import TaskOutcome
 from evalkit.options import RunOptions
 from evalkit.pipeline.models import RunModels
@@ -19,23 +21,17 @@ from evalkit.registry.models import ModelSpec
 from evalkit.registry.tasks import TaskSpec
 from evalkit.results.atomic import write_json, write_jsonl_gz
 from evalkit.results.layout import ResultsLayout
+from evalkit.results.model_meta import build_model_meta
 from evalkit.results.run_record import run_record
 from evalkit.results.task_result import mteb_task_result, per_item_rows
 
 
-def model_meta(model: ModelSpec, revision: str) -> dict[str, object]:
-    """A ``model_meta.json`` with the fields mteb's result loader reads."""
-    return {
-        "name": model.name,
-        "revision": revision,
-        "release_date": None,
-        "languages": list(model.languages) or None,
-        "embed_dim": model.embedding_dim,
-        "max_tokens": model.max_length,
-        "similarity_fn_name": "cosine",
-        "framework": ["evalkit", "PyTorch"],
-        "loader": f"evalkit.{model.adapter}",
-    }
+def model_meta(
+    model: ModelSpec, revision: str, experiment_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, object]:
+    """The run's ``model_meta.json``: mteb's ``ModelMeta`` of the model (see :mod:`evalkit.results.model_meta`),
+    with the ``experiment_kwargs`` by which mteb tells an experiment from the model's own results."""
+    return build_model_meta(model, revision, experiment_kwargs)
 
 
 def write_task(
@@ -49,6 +45,11 @@ def write_task(
     started_at: dt.datetime,
     finished_at: dt.datetime,
 ) -> None:
+    if (layout.revision, layout.experiment) != (models.revision, models.experiment):  # never another run's folder
+        raise EvalkitError(
+            f"results layout {layout.revision}/{layout.experiment} is not the run's "
+            f"{models.revision}/{models.experiment}"
+        )
     record: dict[str, Any] = run_record(
         spec=spec,
         data=data,
@@ -59,8 +60,10 @@ def write_task(
         finished_at=finished_at,
         command=list(options.command) if options.command else sys.argv,
     )
+    if models.model.warnings:  # e.g. packaged weights that differ from the hub revision they claim
+        record["model_warnings"] = list(models.model.warnings)
     result = mteb_task_result(spec, outcome, mteb_version=metadata.version("mteb"), finished_at=finished_at)
     write_jsonl_gz(layout.per_item(spec.name), per_item_rows(outcome))
     write_json(layout.run_record(spec.name), record)
-    write_json(layout.model_meta, model_meta(models.model, layout.revision))
+    write_json(layout.model_meta, model_meta(models.model, layout.revision, models.experiment_kwargs))
     write_json(layout.task_result(spec.name), result)

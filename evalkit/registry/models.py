@@ -6,35 +6,40 @@ Python package carries (``packaged_in``) resolves to that local copy, so it work
 
 from __future__ import annotations
 
-import importlib
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import SpecError, UnknownModelError
+from evalkit.registry.mteb_models import (
+    ORIGIN_CONFIG,
+    ORIGIN_DEFAULT,
+    ORIGIN_MTEB,
+    ORIGIN_OVERRIDE,
+    mteb_fields,
+    runnable_mteb_fields,
+)
+from evalkit.registry.packaged import checked_packaged, packaged_weights
+from evalkit.registry.st_folder import POOLING_MODES, settings_from_folder
 from evalkit.registry.yaml_spec import SpecMapping, read_spec_file
 
 REGISTRY_FILE = Path(__file__).with_name("models.yaml")
 
+# fmt: off
 _MODEL_FIELDS = {
-    "adapter",
-    "revision",
-    "pooling",
-    "normalize",
-    "max_length",
-    "prompts",
-    "languages",
-    "embedding_dim",
-    "packaged_in",
-    "onnx_file",
-    "tokenizer_from",
-    "aliases",
-    "api_base_url",
-    "api_key_env",
+    "adapter", "revision", "pooling", "normalize", "max_length", "prompts", "languages", "embedding_dim",
+    "packaged_in", "onnx_file", "tokenizer_from", "aliases", "api_base_url", "api_key_env", "files_sha256",
 }
-POOLINGS = ("mean", "cls")
+# fmt: on
+# fmt: off
+_LATER_SETTINGS = (  # recorded by settings() only when not the default: keys (and cached vectors) of others stay
+    "similarity", "include_prompt", "default_prompt_name", "dense_modules", "truncate_dim", "padding_side",
+    "prompt_style", "instruction_template", "instruction_to_documents", "instructions", "instruction_templates",
+    "tokenizer_kwargs",
+)
+# fmt: on
 WEIGHTLESS_ADAPTERS = ("bm25", "openai-api")
 """Adapters with no weights to fetch: BM25 builds its index from the corpus, an embedding API keeps them remote."""
 
@@ -58,6 +63,23 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()  # more names ``--model`` accepts
     api_base_url: str | None = None  # adapter openai-api: the base URL (…/v1); the model id is the short name
     api_key_env: str | None = None  # adapter openai-api: the environment variable holding the API key
+    similarity: str = "cosine"  # sentence-transformers' similarity_fn_name: cosine, dot, euclidean, manhattan
+    include_prompt: bool = True  # pooling counts the prompt's tokens (sentence-transformers' Pooling.include_prompt)
+    dense_modules: tuple[str, ...] = ()  # sentence-transformers Dense module folders after pooling, in order
+    default_prompt_name: str | None = None  # sentence-transformers: the prompt used when no other applies
+    truncate_dim: int | None = None  # keep the first n dimensions of the output (sentence-transformers truncate_dim)
+    padding_side: str = "right"  # "left" for decoder embedders whose tokenizer pads on the left
+    prompt_style: str = "prompts"  # "prompts": mteb's model_prompts by name; "instruct": a task instruction
+    instruction_template: str | None = None  # prompt_style instruct: contains "{instruction}"
+    instruction_to_documents: bool = False  # prompt_style instruct: documents get the instruction too
+    instructions: dict[str, str] = field(default_factory=dict)  # prompt_style instruct: mteb's prompts_dict
+    # instruct, mteb's template being code: per role, its text with "{instruction}" and ("<role>:empty") without one
+    instruction_templates: dict[str, str] = field(default_factory=dict)
+    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the tokenizer as sentence-transformers
+    origins: dict[str, str] = field(default_factory=dict)  # setting -> where it came from (mteb, model config, ...)
+    mteb_meta: dict[str, Any] | None = None  # mteb's ModelMeta for the model, as JSON, when mteb has it
+    files_sha256: dict[str, str] = field(default_factory=dict)  # packaged weights: file -> pinned hub SHA-256
+    warnings: tuple[str, ...] = ()  # said on stderr and kept in the run record (e.g. packaged files differ)
     source: str = "registry"  # "registry", "local" or "hub"
     local_path: Path | None = None
 
@@ -68,12 +90,24 @@ class ModelSpec:
 
     def settings(self) -> dict[str, Any]:
         """The settings recorded with every result (everything that changes a vector, except the weights)."""
-        return {
+        settings: dict[str, Any] = {
             "adapter": self.adapter,
             "pooling": self.pooling,
             "normalize": self.normalize,
             "max_length": self.max_length,
             "prompts": dict(self.prompts),
+        }
+        for name, value in self._non_default_settings().items():
+            settings[name] = value
+        return settings
+
+    def _non_default_settings(self) -> dict[str, Any]:
+        defaults = ModelSpec(name="")
+        values = {
+            name: getattr(self, name) for name in _LATER_SETTINGS if getattr(self, name) != getattr(defaults, name)
+        }
+        return {
+            k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v) for k, v in values.items()
         }
 
 
@@ -85,29 +119,42 @@ def _parse_prompts(entry: SpecMapping) -> dict[str, str]:
     return dict(prompts)
 
 
-def _parse_entry(name: str, entry: SpecMapping) -> ModelSpec:
+def _parse_sha256(entry: SpecMapping) -> dict[str, str]:
+    """``files_sha256``: file path in the packaged folder -> the hub's SHA-256 of it (64 hex digits)."""
+    pins = entry.get("files_sha256", dict, {})
+    for file, digest in pins.items():
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise entry.error("files_sha256", f"'{file}' must map to 64 lower-case hex digits")
+    return dict(pins)
+
+
+def _parse_entry(name: str, entry: SpecMapping) -> dict[str, Any]:
+    """The fields a models.yaml entry sets, and only those (what it leaves out comes from mteb or the folder)."""
     entry.reject_unknown(_MODEL_FIELDS)
     pooling = entry.get("pooling", str, "mean")
-    if pooling not in POOLINGS:
-        raise entry.error("pooling", f"expected one of {', '.join(POOLINGS)}, got '{pooling}'")
+    if not pooling or any(mode not in POOLING_MODES for mode in pooling.split("+")):
+        raise entry.error(
+            "pooling", f"expected one of {', '.join(POOLING_MODES)} (or several joined by +), got '{pooling}'"
+        )
     adapter = entry.get("adapter", str, "hf")
-    return ModelSpec(
-        name=name,
-        adapter=adapter,
-        revision=entry.get("revision", str),
-        pooling=pooling,
-        normalize=entry.get("normalize", bool, True),
-        max_length=entry.get("max_length", int, 512),
-        prompts=_parse_prompts(entry),
-        languages=entry.get_str_list("languages"),
-        embedding_dim=entry.get("embedding_dim", int),
-        packaged_in=entry.get("packaged_in", str),
-        onnx_file=_required_for(entry, "onnx_file", adapter == "onnx"),
-        tokenizer_from=entry.get("tokenizer_from", str),
-        aliases=entry.get_str_list("aliases"),
-        api_base_url=_required_for(entry, "api_base_url", adapter == "openai-api"),
-        api_key_env=entry.get("api_key_env", str),
-    )
+    parsed: dict[str, Any] = {
+        "adapter": adapter,
+        "revision": entry.get("revision", str),
+        "pooling": pooling,
+        "normalize": entry.get("normalize", bool, True),
+        "max_length": entry.get("max_length", int, 512),
+        "prompts": _parse_prompts(entry),
+        "languages": entry.get_str_list("languages"),
+        "embedding_dim": entry.get("embedding_dim", int),
+        "packaged_in": entry.get("packaged_in", str),
+        "onnx_file": _required_for(entry, "onnx_file", adapter == "onnx"),
+        "tokenizer_from": entry.get("tokenizer_from", str),
+        "aliases": entry.get_str_list("aliases"),
+        "api_base_url": _required_for(entry, "api_base_url", adapter == "openai-api"),
+        "api_key_env": entry.get("api_key_env", str),
+        "files_sha256": _parse_sha256(entry),
+    }
+    return {key: value for key, value in parsed.items() if key in entry.values or key == "adapter"}
 
 
 def _required_for(entry: SpecMapping, key: str, required: bool) -> str | None:
@@ -120,155 +167,60 @@ def _required_for(entry: SpecMapping, key: str, required: bool) -> str | None:
 
 @cache
 def load_model_registry(path: Path = REGISTRY_FILE) -> dict[str, ModelSpec]:
+    """models.yaml's models, each merged with mteb's registry entry for it (models.yaml wins, as an override)."""
+    return {
+        name: merge_settings(name, override=override, mteb=mteb)
+        for name, (override, mteb) in _registry_layers(path).items()
+    }
+
+
+@cache
+def _registry_layers(path: Path = REGISTRY_FILE) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per models.yaml model: (the fields models.yaml sets, mteb's fields for it)."""
     root = read_spec_file(path)
-    models = {}
+    layers = {}
     for name in root.values:
         entry = root.child(name)
         if entry is None:
             raise SpecError("expected a mapping of settings", file=path, line=root.line_of(name), field=name)
-        models[name] = _parse_entry(name, entry)
-    return models
+        layers[name] = (_parse_entry(name, entry), mteb_fields(name))
+    return layers
 
 
-def packaged_weights(spec: ModelSpec) -> Path | None:
-    """The local copy of a registry model's weights carried by a Python package, if that package is installed.
+def merge_settings(
+    name: str,
+    *,
+    override: Mapping[str, Any] | None = None,
+    mteb: Mapping[str, Any] | None = None,
+    folder: Mapping[str, Any] | None = None,
+    **identity: Any,
+) -> ModelSpec:
+    """One ModelSpec from its sources, in this precedence, highest first, each setting's source in ``origins``:
 
-    The folder is the package's ``get_model_path()`` or, for a package that only ships files, its own folder; it
-    counts when it holds the model's ONNX graph (``onnx_file``) or else a ``config.json``.
+    1. evalkit override (models.yaml; command-line overrides are applied later, on the result);
+    2. mteb registry (what mteb's loader passes: its model_prompts replace the model's own prompts, as
+       mteb's SentenceTransformerEncoderWrapper does; its instruction template; its max_seq_length);
+    3. the model folder's own config (sentence-transformers files: pooling, modules, prompts, similarity);
+    4. mteb's recorded ``max_tokens`` (for a model whose folder does not say its maximum length);
+    5. evalkit's defaults (ModelSpec's).
     """
-    if spec.packaged_in is None:
-        return None
-    marker = spec.onnx_file or "config.json"
-    located = _package_folder(spec.packaged_in)  # found without running the package (its __init__ may load torch)
-    if located is not None and (located / marker).is_file():
-        return located
-    try:
-        module = importlib.import_module(spec.packaged_in)
-    except ImportError:
-        return None
-    if hasattr(module, "get_model_path"):
-        folder: Path | None = Path(module.get_model_path())
-    elif getattr(module, "__file__", None):
-        folder = Path(module.__file__).parent
-    else:  # a data folder inside a package (a namespace package: no __init__.py, no __file__)
-        folder = Path(next(iter(module.__path__))) if getattr(module, "__path__", None) else None
-    if folder is not None and folder.is_file():  # a package pointing at its model file, not a folder
-        folder = folder.parent
-    return folder if folder is not None and (folder / marker).is_file() else None
-
-
-def _package_folder(dotted: str) -> Path | None:
-    """The folder of ``top.sub.data`` found from the top package's location alone, importing nothing."""
-    import importlib.util
-
-    top, *rest = dotted.split(".")
-    try:
-        found = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    locations = list(found.submodule_search_locations or []) if found is not None else []
-    if not locations:
-        return None
-    folder = Path(locations[0]).joinpath(*rest)
-    return folder if folder.is_dir() else None
-
-
-_ST_MODULES = ("Transformer", "Pooling", "Normalize")
-"""The sentence-transformers modules evalkit computes; any other (Dense, LayerNorm, ...) would be silently skipped."""
-_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens")
-_OTHER_POOLING_MODES = (
-    "pooling_mode_max_tokens",
-    "pooling_mode_mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens",
-    "pooling_mode_lasttoken",
-)
-
-
-def _read_json(path: Path, kind: type) -> Any:
-    """A model folder's JSON file, or a one-line error naming it (and the line of a syntax error)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise SpecError(f"not valid JSON: {err.msg} (column {err.colno})", file=path, line=err.lineno) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read it: {type(err).__name__}: {err}"[:200], file=path) from None
-    if not isinstance(value, kind):
-        expected = "an object" if kind is dict else "an array"
-        raise SpecError(f"expected {expected} at the top level, got {type(value).__name__}", file=path)
-    return value
-
-
-def _pooling_from(path: Path) -> str:
-    """``cls`` or ``mean``; a pooling evalkit does not compute is refused rather than replaced by mean."""
-    config = _read_json(path, dict)
-    for key in (*_POOLING_MODES, *_OTHER_POOLING_MODES, "include_prompt"):
-        if key in config and not isinstance(config[key], bool):
-            raise SpecError(f"expected true or false, got {config[key]!r}"[:120], file=path, field=key)
-    other = [key for key in _OTHER_POOLING_MODES if config.get(key)]
-    if other:
-        raise SpecError("this pooling is not supported here (mean or CLS only)", file=path, field=other[0])
-    if all(config.get(key) for key in _POOLING_MODES):
-        raise SpecError("CLS and mean pooling together is not supported", file=path, field=_POOLING_MODES[0])
-    if config.get("include_prompt") is False:
-        raise SpecError("pooling without the prompt's tokens is not supported", file=path, field="include_prompt")
-    return "cls" if config.get("pooling_mode_cls_token") else "mean"
-
-
-def _normalize_from(path: Path) -> bool:
-    """Whether the module list ends in a Normalize; a module that would change vectors unseen is refused."""
-    modules = _read_json(path, list)
-    types = []
-    for number, module in enumerate(modules):
-        kind = module.get("type") if isinstance(module, dict) else None
-        if not isinstance(kind, str):
-            raise SpecError(f"module {number} has no 'type' string", file=path, field="type")
-        if kind.rsplit(".", 1)[-1] not in _ST_MODULES:
-            raise SpecError(
-                f"module {number} is a {kind}, which evalkit does not compute (only {', '.join(_ST_MODULES)})",
-                file=path,
-                field="type",
-            )
-        types.append(kind)
-    return any(t.endswith("Normalize") for t in types)
-
-
-def _settings_from_folder(folder: Path) -> dict[str, Any]:
-    """Pooling, normalisation, prompts and max length from a sentence-transformers folder, when it is one.
-
-    Each file is checked as it is read: a malformed one, or a setting evalkit would not honour (max pooling, a
-    Dense module, lower-casing), is a one-line error naming the file and field, never a default put in its place.
-    """
-    settings: dict[str, Any] = {}
-    pooling_config = folder / "1_Pooling" / "config.json"
-    if pooling_config.is_file():
-        settings["pooling"] = _pooling_from(pooling_config)
-    modules = folder / "modules.json"
-    if modules.is_file():
-        settings["normalize"] = _normalize_from(modules)
-    st_prompts = folder / "config_sentence_transformers.json"
-    if st_prompts.is_file():
-        prompts = _read_json(st_prompts, dict).get("prompts") or {}
-        if not isinstance(prompts, dict):
-            raise SpecError("expected an object of prompt name to text", file=st_prompts, field="prompts")
-        settings["prompts"] = {k: v for k, v in prompts.items() if isinstance(v, str) and v}
-    st_config = folder / "sentence_bert_config.json"
-    if st_config.is_file():
-        settings.update(_max_length_from(st_config))
-    return settings
-
-
-def _max_length_from(path: Path) -> dict[str, int]:
-    config = _read_json(path, dict)
-    tokenizer_config = path.with_name("tokenizer_config.json")
-    lowers_anyway = tokenizer_config.is_file() and _read_json(tokenizer_config, dict).get("do_lower_case") is True
-    if config.get("do_lower_case") and not lowers_anyway:  # sentence-transformers lower-cases; evalkit would not
-        raise SpecError("lower-casing the input is not supported here", file=path, field="do_lower_case")
-    max_length = config.get("max_seq_length")
-    if max_length is None:
-        return {}
-    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
-        raise SpecError(f"expected a positive integer, got {max_length!r}"[:120], file=path, field="max_seq_length")
-    return {"max_length": max_length}
+    mteb = dict(mteb or {})
+    mteb_origins = mteb.pop("origins", {})
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    max_tokens = (mteb.get("mteb_meta") or {}).get("max_tokens")
+    if isinstance(max_tokens, (int, float)) and 1 <= max_tokens < float("inf"):
+        layers.append((ORIGIN_MTEB, {"max_length": int(max_tokens)}))
+    layers += [(ORIGIN_CONFIG, folder or {}), (ORIGIN_MTEB, mteb), (ORIGIN_OVERRIDE, override or {})]
+    values: dict[str, Any] = {}
+    origins = dict.fromkeys(
+        ("adapter", "pooling", "normalize", "max_length", "prompts", *_LATER_SETTINGS), ORIGIN_DEFAULT
+    )
+    for origin, fields in layers:
+        for key, value in fields.items():
+            values[key] = value
+            if key not in ("mteb_meta", "local_path", "source"):
+                origins[key] = mteb_origins.get(key, origin) if fields is mteb else origin
+    return ModelSpec(name=name, **{**values, **identity}, origins=origins)
 
 
 def _download_from_hub(repo_id: str, revision: str | None) -> Path:
@@ -293,15 +245,29 @@ def _download_from_hub(repo_id: str, revision: str | None) -> Path:
     return folder
 
 
-def resolve_model(model: str) -> ModelSpec:
-    """Turn ``--model`` into a spec with ``local_path`` set: a registry name or alias, a local folder or a hub id.
-
-    BM25 and embedding-API models have no weights here; their ``local_path`` stays ``None``.
-    """
-    registry = load_model_registry()
+def _registry_name(model: str, registry: Mapping[str, ModelSpec]) -> str | None:
+    """The models.yaml name ``model`` refers to (its full name, its short name or an alias), if any."""
     short_names = {name.split("/", 1)[-1]: name for name in registry}
     aliases = {alias: name for name, spec in registry.items() for alias in spec.aliases}
-    name = model if model in registry else short_names.get(model) or aliases.get(model)
+    return model if model in registry else short_names.get(model) or aliases.get(model)
+
+
+def _with_folder(name: str, folder: Path) -> ModelSpec:
+    """A models.yaml model with its folder's own config under models.yaml's and mteb's settings."""
+    override, mteb = _registry_layers()[name]
+    spec = load_model_registry()[name]
+    if spec.adapter != "hf":  # ONNX graphs, BGE-M3, SPLADE: their settings are models.yaml's
+        return replace(spec, local_path=folder)
+    return merge_settings(name, override=override, mteb=mteb, folder=settings_from_folder(folder), local_path=folder)
+
+
+def resolve_model(model: str) -> ModelSpec:
+    """Turn ``--model`` into a spec with ``local_path`` set: a models.yaml name or alias, a local folder, a model in
+    mteb's registry (its settings and revision; one evalkit cannot run exactly raises why) or another hub id.
+    Settings merge as ``merge_settings`` says; BM25 and embedding-API models keep ``local_path`` ``None``.
+    """
+    registry = load_model_registry()
+    name = _registry_name(model, registry)
     if name is not None:
         spec = registry[name]
         if spec.adapter in WEIGHTLESS_ADAPTERS:
@@ -314,24 +280,78 @@ def resolve_model(model: str) -> ModelSpec:
                 field="packaged_in",
             )
         if local is None:
-            local = _download_from_hub(spec.name, spec.revision)
-        return replace(spec, local_path=local)
+            return _with_folder(name, _download_from_hub(spec.name, spec.revision))
+        return checked_packaged(_with_folder(name, local), local)
     folder = Path(model).expanduser()
     if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise UnknownModelError(f"{folder} is a folder but holds no config.json", file=folder / "config.json")
-        return ModelSpec(
-            name=f"local/{folder.resolve().name}",
-            source="local",
-            local_path=folder.resolve(),
-            **_settings_from_folder(folder),
-        )
+        return _local_folder_spec(folder)
     if model.count("/") == 1 and not model.startswith((".", "/")):
+        known = runnable_mteb_fields(model)
+        if known is not None:
+            mteb_name, fields = known
+            local = _download_from_hub(mteb_name, fields.get("revision"))
+            return merge_settings(
+                mteb_name, mteb=fields, folder=settings_from_folder(local), source="hub", local_path=local
+            )
         local = _download_from_hub(model, None)
-        return ModelSpec(
-            name=model, source="hub", revision=local.name, local_path=local, **_settings_from_folder(local)
+        return merge_settings(
+            model, folder=settings_from_folder(local), source="hub", revision=local.name, local_path=local
         )
     raise UnknownModelError(
         f"unknown model '{model}': not in the registry, not a folder, not a hub id (org/name); "
         "`evalkit models` lists the registry"
     )
+
+
+def _local_folder_spec(folder: Path) -> ModelSpec:
+    if not (folder / "config.json").is_file():
+        raise UnknownModelError(f"{folder} is a folder but holds no config.json", file=folder / "config.json")
+    return merge_settings(
+        f"local/{folder.resolve().name}",
+        folder=settings_from_folder(folder),
+        source="local",
+        local_path=folder.resolve(),
+    )
+
+
+def model_settings(name: str) -> ModelSpec:
+    """A model's resolved settings without fetching weights (``evalkit models show``), ``origins`` filled.
+
+    The folder's own config is read when the weights are already here (a package, the hub cache, a local folder);
+    otherwise the settings that come from it show their defaults. ``local_path`` says which folder was read.
+    """
+    registry = load_model_registry()
+    registry_name = _registry_name(name, registry)
+    if registry_name is not None:
+        spec = registry[registry_name]
+        if spec.adapter in WEIGHTLESS_ADAPTERS:
+            return spec
+        local = packaged_weights(spec) or _cached_snapshot(spec.name, spec.revision)
+        return _with_folder(registry_name, local) if local is not None else spec
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return _local_folder_spec(folder)
+    known = runnable_mteb_fields(name) if name.count("/") == 1 else None
+    if known is not None:
+        mteb_name, fields = known
+        local = _cached_snapshot(mteb_name, fields.get("revision"))
+        folder_fields = settings_from_folder(local) if local is not None else None
+        return merge_settings(mteb_name, mteb=fields, folder=folder_fields, source="hub", local_path=local)
+    local = _cached_snapshot(name, None) if name.count("/") == 1 else None
+    if local is None:
+        raise UnknownModelError(
+            f"unknown model '{name}': not in evalkit's or mteb's registry, not a local folder, and not downloaded "
+            "(`evalkit models` lists the registries)"
+        )
+    return merge_settings(name, folder=settings_from_folder(local), source="hub", revision=local.name, local_path=local)
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The hub cache's copy of a model, if it was downloaded before; never fetches."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # the hub client raises many kinds; all mean "not in the cache"
+        return None
+    return folder if (folder / "config.json").is_file() else None

@@ -60,6 +60,8 @@ class TaskSpec:
     metadata_source: str = "spec"  # "mteb" when the metadata came from the mteb package
     spec_file: Path | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    prompt: str | dict[str, str] | None = None  # mteb's TaskMetadata.prompt: the instruction instruct models get
+    input_roles: tuple[str, str] = ("symmetric", "symmetric")  # pair tasks: the role mteb encodes each side as
 
     @property
     def language_codes(self) -> tuple[str, ...]:
@@ -147,10 +149,22 @@ def metadata_from_mteb(task: Any) -> dict[str, Any]:
         "dataset_path": meta.dataset["path"],
         "dataset_revision": meta.dataset.get("revision"),
         "remove_self_hits": bool(getattr(task, "ignore_identical_ids", False)),
+        "prompt": dict(meta.prompt) if isinstance(meta.prompt, dict) else meta.prompt,
+        "input_roles": _input_roles(task),
     }
     if is_known(meta.type):
         values.update(get_kind(meta.type).spec_fields_from_mteb(task))
     return values
+
+
+def _input_roles(task: Any) -> tuple[str, str]:
+    """The role mteb encodes each side of a pair task as (``input1_prompt_type``: TERRa's first side is a document,
+    its second a query); ``symmetric`` where mteb passes none, as for almost every STS and pair task."""
+    roles = []
+    for attribute in ("input1_prompt_type", "input2_prompt_type"):
+        value = getattr(task, attribute, None)
+        roles.append(str(getattr(value, "value", value)) if value is not None else "symmetric")
+    return roles[0], roles[1]
 
 
 def spec_from_mteb(task: Any) -> TaskSpec:

@@ -55,8 +55,8 @@ def _type_means(diff: RunDiff) -> dict[str, tuple[float, float]]:
 
 
 def _run_label(run: Run, baseline: Run) -> str:
-    """The shortest honest name: what the revision folder adds to the baseline's (``+pooling-cls``) for an ablation
-    of the same model, the revision for another revision, else model@revision."""
+    """The shortest honest name: what the run's label adds to the baseline's (``+pooling_cls``, its mteb
+    experiment) for an ablation of the same model, the revision for another revision, else model@revision."""
     if run.model != baseline.model:
         return run.label
     if run.revision.startswith(baseline.revision) and run.revision != baseline.revision:

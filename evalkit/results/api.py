@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError
 from evalkit.results.atomic import write_json, write_jsonl_gz
-from evalkit.results.folders import Run, identity, model_folders, one_per_task, revision_folders, task_files
+from evalkit.results.folders import Run, model_folders, one_per_task, revision_folders, run_identity, task_files
 from evalkit.results.layout import ResultsLayout
 from evalkit.results.record import TaskRecord, default_task_registry, is_number, read_object
 from evalkit.results.task_score import subset_of
@@ -111,11 +111,13 @@ class Results:
         return frame[first + [c for c in frame.columns if c not in first]]
 
     def save(self, folder: Path | str) -> list[Path]:
-        """Write every run in the MTEB layout (``<folder>/<org>__<model>/<revision>/<Task>.json``, model_meta.json,
-        evalkit/ side files), each file atomically. Returns the files written."""
+        """Write every run in the MTEB layout (``<folder>/<org>__<model>/<revision>/<Task>.json``, an experiment in
+        ``<revision>/experiments/<name>/``, model_meta.json, evalkit/ side files), each file atomically. Returns the
+        files written."""
         written: list[Path] = []
         for run in self._runs.values():
-            layout = ResultsLayout(Path(folder), run.model.replace("/", "__"), run.revision)
+            revision = run.revision.removesuffix(f"+{run.experiment}") if run.experiment else run.revision
+            layout = ResultsLayout(Path(folder), run.model.replace("/", "__"), revision, run.experiment)
             for name, record in sorted(run.tasks.items()):
                 written.append(_write(layout.task_result(name), record.result))
                 rows = record.per_item_rows()
@@ -124,7 +126,7 @@ class Results:
                     written.append(layout.per_item(name))
                 if record.record is not None:
                     written.append(_write(layout.run_record(name), record.record))
-            written.append(_write(layout.model_meta, _model_meta(run)))
+            written.append(_write(layout.model_meta, _model_meta(run, revision)))
         return written
 
 
@@ -133,11 +135,12 @@ def _write(path: Path, obj: Any) -> Path:
     return path
 
 
-def _model_meta(run: Run) -> dict[str, Any]:
-    """The run's own model_meta.json when it came from a folder, else name and revision (what mteb requires)."""
+def _model_meta(run: Run, revision: str) -> dict[str, Any]:
+    """The run's own model_meta.json when it came from a folder (an experiment's ``experiment_kwargs`` kept),
+    else name and revision (what mteb requires)."""
     source = run.folder / "model_meta.json"
     meta = read_object(source, "model metadata") if source.is_file() else {}
-    return {**meta, "name": run.model, "revision": run.revision}
+    return {**meta, "name": run.model, "revision": revision}
 
 
 def load_results(
@@ -147,17 +150,20 @@ def load_results(
     tasks: Sequence[str] | None = None,
 ) -> Results:
     """Read any MTEB results folder (a root, a model folder or a revision folder; published ones and legacy formats
-    too): a run per revision folder, optionally only ``models`` (names or ``org__model`` folders) and ``tasks``."""
+    too): a run per revision folder and per experiment (labelled ``<revision>+<experiment>``), optionally only
+    ``models`` (names or ``org__model`` folders) and ``tasks``."""
     from evalkit.results.folders import read_revision
 
     paths = [folder] if isinstance(folder, (str, Path)) else list(folder)
     registry = default_task_registry()
     runs = []
-    for revision_dir in revision_folders(model_folders([Path(p) for p in paths])):
-        model, revision = identity(revision_dir)
-        if models is not None and model not in models and revision_dir.parent.name not in models:
+    for run_dir in revision_folders(model_folders([Path(p) for p in paths])):
+        model, revision, experiment = run_identity(run_dir)
+        model_folder = (run_dir.parents[2] if experiment else run_dir.parent).name
+        if models is not None and model not in models and model_folder not in models:
             continue
-        records = read_revision(revision_dir, registry, unique=False) if task_files(revision_dir) else []
+        records = read_revision(run_dir, registry, unique=False) if task_files(run_dir) else []
         kept = {name: r for name, r in one_per_task(records).items() if tasks is None or name in tasks}
-        runs.append(Run(folder=revision_dir, model=model, revision=revision, tasks=kept))
+        label = f"{revision}+{experiment}" if experiment else revision
+        runs.append(Run(folder=run_dir, model=model, revision=label, tasks=kept, experiment=experiment))
     return Results(runs)

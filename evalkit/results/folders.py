@@ -1,9 +1,12 @@
 """Results folders, read with the one record reader: a revision folder, a model folder, or a results root.
 
-``evalkit run --output DIR`` writes ``DIR/<org>__<model>/<revision>/``; the embeddings-benchmark/results repository
-has the same layout under ``results/``. A *run* is one revision folder (:func:`read_run`); a *model* is a model
-folder whose revisions are joined one file per task by mteb's rule (:func:`read_model_folder`); a root is walked
-down to its model folders (:func:`model_folders`). No link leads out of the folder given.
+``evalkit run --output DIR`` writes ``DIR/<org>__<model>/<revision>/``, and a run with changed settings (an
+experiment) ``.../<revision>/experiments/<name>/`` as mteb 2.26 stores one; the embeddings-benchmark/results
+repository has the same layout under ``results/``. A *run* is one revision or experiment folder (:func:`read_run`);
+a *model* is a model folder whose revisions are joined one file per task by mteb's rule, experiments left out as
+mteb leaves them out (:func:`read_model_folder`); a root is walked down to its model folders (:func:`model_folders`).
+An experiment run is labelled ``<revision>+<experiment>`` (its ``revision`` here: a label, never a path), so every
+report names it. No link leads out of the folder given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import DataError
-from evalkit.results.layout import EVALKIT_DIR
+from evalkit.results.layout import EVALKIT_DIR, EXPERIMENTS_DIR
 from evalkit.results.record import TaskRecord, default_task_registry, read_object, read_task_record, short
 from evalkit.safe_paths import ensure_within
 
@@ -33,9 +36,10 @@ class Run:
 
     folder: Path
     model: str
-    revision: str
+    revision: str  # the revision, or ``<revision>+<experiment>`` for an experiment run
     settings: dict[str, Any] = field(default_factory=dict)  # model settings from the run records, when there
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    experiment: str | None = None  # mteb's experiment name; None: the model's own settings
 
     @property
     def label(self) -> str:
@@ -55,12 +59,21 @@ def has_task_files(folder: Path) -> bool:
     return any(p.suffix == ".json" and p.name != "model_meta.json" for p in folder.iterdir() if p.is_file())
 
 
-def identity(revision_dir: Path) -> tuple[str, str]:
-    """Model name and revision from ``model_meta.json``, else from ``<org>__<model>/<revision>/`` as mteb does.
+def is_experiment_folder(folder: Path) -> bool:
+    """``<revision>/experiments/<name>/``: a run of the model with changed settings (mteb's experiments)."""
+    return folder.parent.name == EXPERIMENTS_DIR
 
-    Both are labels here, never paths (the renderers escape them): any string is accepted, anything else refused.
-    """
-    meta = revision_dir / "model_meta.json"
+
+def run_identity(run_dir: Path) -> tuple[str, str, str | None]:
+    """Model name, revision and experiment name of a revision or experiment folder: name and revision from
+    ``model_meta.json``, else from the path, as mteb's reader does; the experiment by its folder (the name mteb
+    gives its ``experiment_kwargs`` when evalkit or mteb wrote it).
+
+    All three are labels here, never paths (the renderers escape them): any string is accepted, anything else
+    refused."""
+    meta = run_dir / "model_meta.json"
+    experiment = run_dir.name if is_experiment_folder(run_dir) else None
+    revision_dir = run_dir.parent.parent if experiment else run_dir
     name, revision = None, None
     if meta.is_file():
         data = read_object(meta, "model metadata")
@@ -68,17 +81,24 @@ def identity(revision_dir: Path) -> tuple[str, str]:
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise DataError(f"'{key}' must be a string", file=meta, field=key)
         name, revision = data.get("name"), data.get("revision")
-    return name or revision_dir.parent.name.replace("__", "/"), revision or revision_dir.name
+    return name or revision_dir.parent.name.replace("__", "/"), revision or revision_dir.name, experiment
+
+
+def identity(run_dir: Path) -> tuple[str, str]:
+    """Model name and revision label (``<revision>+<experiment>`` for an experiment) of a run folder."""
+    name, revision, experiment = run_identity(run_dir)
+    return name, f"{revision}+{experiment}" if experiment else revision
 
 
 def revision_folder(folder: Path) -> Path:
-    """Walk down from an output root or a model folder to the single revision folder it holds."""
+    """Walk down from an output root, a model folder or a revision folder to the single run folder it holds (a
+    revision folder with its own results, else its one experiment)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a results folder", file=folder)
     current = folder
     try:
-        for _ in range(3):
+        for _ in range(5):  # root / model / revision / experiments / experiment
             if any(p.suffix == ".json" and p.name != "model_meta.json" for p in current.iterdir()):
                 return current
             children = sorted(p for p in current.iterdir() if p.is_dir() and p.name != EVALKIT_DIR)
@@ -124,6 +144,7 @@ def read_run(folder: Path | str, registry: TaskRegistry | None = None) -> Run:
         revision=revision,
         settings=settings,
         tasks={r.name: r for r in sorted(records, key=lambda r: r.result_file or Path())},
+        experiment=run_identity(revision_dir)[2],
     )
 
 
@@ -147,7 +168,8 @@ def read_model_folder(folder: Path | str, registry: TaskRegistry | None = None) 
         if task_files(revision_dir):
             records.extend(read_revision(revision_dir, registry, unique=False))
     if not records:
-        raise DataError("no task result files (<Task>.json) here or in its revision folders", file=folder)
+        found = "only experiments (read them one by one, or a row each)" if _has_runs(folder) else "none"
+        raise DataError(f"no task result files (<Task>.json) here or in its revision folders: {found}", file=folder)
     return sorted(one_per_task(records).values(), key=lambda r: r.name)
 
 
@@ -197,8 +219,29 @@ def one_per_task(records: Sequence[TaskRecord]) -> dict[str, TaskRecord]:
     return {name: group[0] if len(group) == 1 else max(group, key=_preference) for name, group in by_task.items()}
 
 
+def experiment_folders(revision_dir: Path) -> list[Path]:
+    """The experiment runs of a revision folder (``experiments/<name>/`` holding task files)."""
+    experiments = revision_dir / EXPERIMENTS_DIR
+    if not experiments.is_dir():
+        return []
+    return sorted(
+        ensure_within(revision_dir, child, what="experiment folder")
+        for child in experiments.iterdir()
+        if child.is_dir() and has_task_files(child)
+    )
+
+
+def run_folders(revision_dir: Path) -> list[Path]:
+    """The runs of one revision folder: its own results, if any, then its experiments."""
+    return ([revision_dir] if has_task_files(revision_dir) else []) + experiment_folders(revision_dir)
+
+
+def _has_runs(folder: Path) -> bool:
+    return any(child.is_dir() and run_folders(child) for child in folder.iterdir())
+
+
 def _is_model_folder(folder: Path) -> bool:
-    return any(child.is_dir() and has_task_files(child) for child in folder.iterdir())
+    return folder.name != EXPERIMENTS_DIR and _has_runs(folder)
 
 
 def model_folders(paths: Sequence[Path | str]) -> list[Path]:
@@ -207,7 +250,7 @@ def model_folders(paths: Sequence[Path | str]) -> list[Path]:
     for path in map(Path, paths):
         if not path.is_dir():
             raise DataError("not a results folder", file=path)
-        if has_task_files(path) or _is_model_folder(path):
+        if has_task_files(path) or _is_model_folder(path) or experiment_folders(path):
             found.append(path)
             continue
         level = [path]
@@ -228,15 +271,17 @@ def model_folders(paths: Sequence[Path | str]) -> list[Path]:
 
 
 def revision_folders(folders: Sequence[Path]) -> list[Path]:
-    """Each model folder as its revision folders (a revision folder stays as it is)."""
+    """Each model folder as its run folders: revisions with results of their own, then each revision's
+    experiments. A run folder given stays as it is (its experiments are not what was asked for); a revision
+    folder holding only experiments gives those."""
     expanded: list[Path] = []
     for folder in folders:
         if has_task_files(folder):
             expanded.append(folder)
-        else:
-            expanded += sorted(
-                ensure_within(folder, child, what="revision folder")
-                for child in folder.iterdir()
-                if child.is_dir() and has_task_files(child)
-            )
+            continue
+        if experiment_folders(folder):
+            expanded += experiment_folders(folder)
+            continue
+        for child in sorted(c for c in folder.iterdir() if c.is_dir()):
+            expanded += run_folders(ensure_within(folder, child, what="revision folder"))
     return expanded

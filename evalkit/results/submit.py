@@ -1,9 +1,12 @@
 """Leaderboard submission: copy a run's result files into the embeddings-benchmark/results layout, checked first.
 
 The results repository's CI rejects files that are incomplete or unloadable; checking here means the pull request
-does not bounce. Refused (one line each, exit 2, nothing written): a model without a revision, a revision folder
-evalkit suffixed for changed settings (``-bf16``, an ablation; unless explicitly allowed), a task mteb does not
-know, a missing evaluation split or subset, a non-finite score, a file mteb's own loader cannot read.
+does not bounce. Refused (one line each, exit 2, nothing written): a ``model_meta.json`` that is not mteb's
+``ModelMeta`` (read as mteb reads it), a model without a revision, an experiment (a run with changed settings:
+``<revision>/experiments/<name>/``, ``experiment_kwargs`` in its metadata, or a revision folder an older evalkit
+suffixed, ``-bf16``, ``+pooling-cls``) — never the model's own result —, a task mteb does not know, a missing
+evaluation split or subset (a run of some languages only), a non-finite score, a file mteb's own loader cannot
+read.
 
 The model name and revision in ``model_meta.json`` become folder names, so each must be one safe component
 (``org/model`` → ``org__model``). An existing target folder is replaced only when evalkit submit wrote it and it is
@@ -21,9 +24,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import DataError, EvalkitError
+from evalkit.errors import DataError, EvalkitError, SpecError
 from evalkit.results.atomic import write_json, write_text
-from evalkit.results.folders import revision_folder
+from evalkit.results.folders import is_experiment_folder, revision_folder
+from evalkit.results.model_meta import validate_model_meta
 from evalkit.results.record import read_object, read_task_record
 from evalkit.results.task_score import expected_of_task
 from evalkit.safe_paths import ensure_within, safe_component
@@ -80,7 +84,21 @@ def _check_task_file(path: Path) -> None:
         raise SubmissionError(f"{record.name}: {why}", file=path, field="scores")
 
 
-def _identity(meta_path: Path, allow_suffixed_revision: bool) -> tuple[dict[str, Any], str, str]:
+def _check_meta(meta_path: Path, meta: dict[str, Any]) -> None:
+    """mteb's ``ModelMeta`` as mteb's result cache reads it, and the model's own settings (no experiment)."""
+    try:
+        validate_model_meta(meta_path.read_bytes(), file=meta_path)
+    except SpecError as err:
+        raise SubmissionError(err.message, file=meta_path, field=err.field) from None
+    if meta.get("experiment_kwargs"):
+        raise SubmissionError(
+            "an experiment (changed settings), not the model's own result: never submitted",
+            file=meta_path,
+            field="experiment_kwargs",
+        )
+
+
+def _identity(meta_path: Path) -> tuple[dict[str, Any], str, str]:
     """(metadata, model folder ``org__model``, revision), each folder name checked to be one safe component."""
     meta = read_object(meta_path, "model metadata")
     name, revision = meta.get("name"), meta.get("revision")
@@ -96,13 +114,13 @@ def _identity(meta_path: Path, allow_suffixed_revision: bool) -> tuple[dict[str,
             field="revision",
         )
     safe_component(revision, what="revision", file=meta_path, field="revision")
-    marked = "+" in revision or any(revision.endswith(f"-{p}") for p in ("bf16", "fp16"))
-    if marked and not allow_suffixed_revision:
+    if "+" in revision or any(revision.endswith(f"-{p}") for p in ("bf16", "fp16")):
         raise SubmissionError(
             f"revision '{revision}' marks changed settings (an ablation or reduced precision), not the published model",
             file=meta_path,
             field="revision",
         )
+    _check_meta(meta_path, meta)
     return meta, folder, revision
 
 
@@ -154,13 +172,25 @@ def _install(staging: Path, target: Path) -> None:
     shutil.rmtree(previous)
 
 
-def submit_results(results: Path, out: Path, *, allow_suffixed_revision: bool = False) -> list[Path]:
-    """Check every file of one run, then write ``<out>/results/<org>__<model>/<revision>/`` in one move."""
-    revision_dir = revision_folder(Path(results))
+def _model_run(results: Path) -> Path:
+    """The one run folder ``results`` leads to, when it is the model's own run (not an experiment) with metadata."""
+    revision_dir = revision_folder(results)
+    if is_experiment_folder(revision_dir):
+        raise SubmissionError(
+            "an experiment (changed settings), not the model's own result: never submitted", file=revision_dir
+        )
     meta_path = revision_dir / "model_meta.json"
     if not meta_path.is_file():
         raise SubmissionError("no model_meta.json: the leaderboard needs the model's name and revision", file=meta_path)
-    meta, folder, revision = _identity(meta_path, allow_suffixed_revision)
+    return revision_dir
+
+
+def submit_results(results: Path, out: Path) -> list[Path]:
+    """Check every file of one run, then write ``<out>/results/<org>__<model>/<revision>/`` in one move.
+
+    An experiment (changed settings, under ``experiments/``) is never submitted as the model's own result."""
+    revision_dir = _model_run(Path(results))
+    meta, folder, revision = _identity(revision_dir / "model_meta.json")
     task_files = sorted(p for p in revision_dir.glob("*.json") if p.name != "model_meta.json")
     if not task_files:
         raise DataError("no task result files to submit", file=revision_dir)

@@ -5,7 +5,9 @@ it takes no other retrieval, no second model and no Ray backend, and scores Retr
 colbert`` needs a ColBERT output (and so on for each mode's outputs); ``--sparse-model`` needs a hybrid and a model
 with sparse output; the Ray backend runs dense retrieval alone; a reranker and a non-dense retrieval apply to
 Retrieval tasks. (A score normalisation for anything but a weighted hybrid is refused when the settings are made,
-:class:`evalkit.search.fusion.RetrievalSettings`.)
+:class:`evalkit.search.fusion.RetrievalSettings`.) A model whose similarity is not cosine (its ModelSpec's
+``similarity``) is searched by that function on the numpy backend only; its negative distances (euclidean,
+manhattan) are not fused or reranked by ColBERT.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from evalkit.search.fusion import RetrievalSettings
 from evalkit.search.hybrid import HybridRetriever, TwoModelHybrid
 from evalkit.search.rerank import RerankStage
 from evalkit.search.retriever import Encodings, ModelEncodings, Retriever
+from evalkit.search.similarity import check_similarity
 from evalkit.search.stages import DistributedSearch, LexicalRows, LexicalSearch, RerankedRetriever, ShardedRetriever
 from evalkit.search.vector_retrievers import ColbertRetriever, DenseRetriever, SparseRetriever
 
@@ -35,8 +38,12 @@ def check_models(
     sparse_model: Any | None = None,
     rerank: RerankStage | None = None,
     distributed: DistributedSearch | None = None,
+    similarity: str = "cosine",
+    search_backend: str = "numpy",
 ) -> RetrievalSettings:
-    """The settings checked against the models (a hybrid's default weights fitted to the outputs given)."""
+    """The settings checked against the models (a hybrid's default weights fitted to the outputs given).
+
+    ``similarity`` is the model's similarity function (``ModelSpec.similarity``; a lexical model ignores it)."""
     name = encoder.name
     if is_lexical(encoder):
         if sparse_model is not None:
@@ -60,7 +67,34 @@ def check_models(
     settings = settings.for_encoder(outputs)
     if distributed is not None and (settings.mode != "dense" or sparse_model is not None or rerank is not None):
         raise EvalkitError("--backend ray runs dense retrieval only (no --retrieval, --sparse-model or --reranker)")
+    check_similarity_search(name, check_similarity(similarity), settings, search_backend, distributed)
     return settings
+
+
+def check_similarity_search(
+    name: str, similarity: str, settings: RetrievalSettings, search_backend: str, distributed: Any | None
+) -> None:
+    """A similarity other than cosine is searched exactly (as mteb scores it) by the numpy backend alone; a
+    combination that would score it otherwise is refused, never searched by cosine instead."""
+    if similarity == "cosine":
+        return
+    if distributed is not None:
+        raise EvalkitError(
+            f"--backend ray searches by cosine; {name} scores by {similarity} similarity (use --backend local)",
+            field="backend",
+        )
+    if search_backend == "faiss":
+        raise EvalkitError(
+            f"--search-backend faiss searches by cosine; {name} scores by {similarity} similarity "
+            "(use --search-backend numpy)",
+            field="search_backend",
+        )
+    if similarity != "dot" and settings.mode != "dense":
+        raise EvalkitError(
+            f"--retrieval {settings.mode} combines cosine or dot scores; {name} scores by {similarity} "
+            "(negative distances): use --retrieval dense",
+            field="retrieval",
+        )
 
 
 def check_task(task_name: str, task_type: str, *, encoder: Any, settings: RetrievalSettings, reranked: bool) -> None:
@@ -87,18 +121,30 @@ def build_retriever(
     sparse_tag_name: str = "",
     rerank: RerankStage | None = None,
     distributed: DistributedSearch | None = None,
+    similarity: str = "cosine",
 ) -> tuple[Retriever, RetrievalSettings]:
-    """The run's retriever and its checked settings. Builds no encoding: the retriever encodes when it indexes."""
-    settings = check_models(settings, encoder, sparse_model=sparse_model, rerank=rerank, distributed=distributed)
+    """The run's retriever and its checked settings. Builds no encoding: the retriever encodes when it indexes.
+
+    ``similarity`` is the model's (``ModelSpec.similarity``): its dense search ranks by it."""
+    settings = check_models(
+        settings,
+        encoder,
+        sparse_model=sparse_model,
+        rerank=rerank,
+        distributed=distributed,
+        similarity=similarity,
+        search_backend=search_backend,
+    )
     retriever: Retriever
     if is_lexical(encoder):
         retriever = LexicalSearch(encoder)
     elif distributed is not None:
         retriever = ShardedRetriever(distributed, encoder, core)
     elif settings.mode == "dense":
-        retriever = DenseRetriever(ModelEncodings(encoder, core), search_backend)  # type: ignore[arg-type]
+        retriever = DenseRetriever(ModelEncodings(encoder, core), search_backend, similarity)  # type: ignore[arg-type]
     else:
-        retriever = _vector_retriever(settings, encoder, core, search_backend, sparse_model, sparse_tag_name)
+        dense = (search_backend, similarity)
+        retriever = _vector_retriever(settings, encoder, core, dense, sparse_model, sparse_tag_name)
     if rerank is not None:
         retriever = RerankedRetriever(retriever, rerank, core)
     return retriever, settings
@@ -108,15 +154,16 @@ def _vector_retriever(
     settings: RetrievalSettings,
     encoder: Any,
     core: EmbeddingCore,
-    search_backend: str,
+    dense_search: tuple[str, str],
     sparse_model: Any | None,
     sparse_tag_name: str,
 ) -> Retriever:
-    """Sparse, ColBERT or a hybrid over one encoding of the model's outputs (and a second model's sparse rows)."""
+    """Sparse, ColBERT or a hybrid over one encoding of the model's outputs (and a second model's sparse rows);
+    ``dense_search`` is the dense member's (search backend, similarity)."""
     own = tuple(kind for kind in settings.outputs if sparse_model is None or kind != "sparse")
     encodings = ModelEncodings(encoder, core, own)
     members: dict[str, Retriever] = {}
-    dense = DenseRetriever(encodings, search_backend) if "dense" in settings.outputs else None  # type: ignore[arg-type]
+    dense = DenseRetriever(encodings, *dense_search) if "dense" in settings.outputs else None  # type: ignore[arg-type]
     if dense is not None:
         members["dense"] = dense
     if "sparse" in settings.outputs:
@@ -138,4 +185,4 @@ def _sparse_encodings(sparse_model: Any, core: EmbeddingCore) -> Encodings:
     return ModelEncodings(sparse_model, core, ("sparse",), use_prompts=False, label="sparse")
 
 
-__all__ = ["build_retriever", "check_models", "check_task", "is_lexical"]
+__all__ = ["build_retriever", "check_models", "check_similarity_search", "check_task", "is_lexical"]

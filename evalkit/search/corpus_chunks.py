@@ -56,6 +56,21 @@ class CorpusChunks:
                 yield CorpusChunk(start + row, shard[row : row + self.chunk_rows])
             start += len(shard)
 
+    def read_rows(self, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``[start, stop)`` in corpus-wide numbering, copied into ``out`` (across shard boundaries, cast to
+        ``out``'s dtype); the pages read from a memory-mapped shard are released once copied."""
+        if not 0 <= start <= stop <= self.n_rows or len(out) != stop - start:
+            raise ValueError(f"rows [{start}, {stop}) do not fit a corpus of {self.n_rows} rows and {len(out)} slots")
+        offset = 0
+        for shard in self.shards:
+            first, last = max(start - offset, 0), min(stop - offset, len(shard))
+            if first < last:
+                piece = shard[first:last]
+                np.copyto(out[offset + first - start : offset + last - start], piece, casting="same_kind")
+                release_pages(piece)
+            offset += len(shard)
+        return out
+
 
 def release_pages(chunk: np.ndarray) -> None:
     """Unmap the pages of a chunk of a read-only memory map once it has been searched.

@@ -9,6 +9,13 @@ are merged at the end: the filtering and merging then run in parallel too, not j
 Extra memory is, per worker, one normalised chunk, one score tile and the running top-k of one query block
 (``query_block × 2k`` scores and indices: the top k plus room for candidates awaiting a merge) — nothing scales
 with the corpus.
+
+A model whose similarity is not cosine (``dot``, ``euclidean``, ``manhattan``: its ``similarity_fn_name``) streams
+the corpus too, but each tile is a whole block of queries against a piece of the corpus aligned to mteb's
+50,000-document chunks, scored by the torch operation mteb calls (:mod:`evalkit.search.similarity`) over the raw
+float32 rows: shaped so, the products carry mteb's bits, so rankings and ties are mteb's. One worker runs it (torch
+uses its own threads); its memory is one tile (below 2·``query_block`` × 2·``doc_chunk`` scores: 134 MB at most
+with the defaults), one float32 piece and one block's running top-k — still nothing that scales with the corpus.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from evalkit.errors import EvalkitError
 from evalkit.search.corpus_chunks import CorpusChunk, CorpusChunks, release_pages
 from evalkit.search.normalize import ChunkNormalizer, finite_unit_rows, l2_normalized
 from evalkit.search.running_top_k import RunningTopK, best_first, merge_top_k
+from evalkit.search.similarity import TorchTiles, aligned_ranges, check_similarity, finite_float32_rows
 
 __all__ = ["SEARCH_BACKENDS", "SearchBackend", "TopK", "exact_top_k", "l2_normalized"]
 
@@ -36,7 +44,8 @@ SEARCH_BACKENDS: tuple[str, ...] = ("numpy", "faiss")
 normalised corpus (needs ``evalkit[faiss]``; holds the corpus in memory), for cross-checking or where it is faster."""
 
 DOC_CHUNK = 4096
-"""Corpus rows per chunk: a 384-d float32 chunk is 6 MB, large enough for BLAS to run at full speed."""
+"""Corpus rows per chunk: a 384-d float32 chunk is 6 MB, large enough for BLAS to run at full speed. For the
+torch-scored functions, pieces this large (aligned to mteb's chunks) carry the bits of mteb's own products."""
 
 QUERY_BLOCK = 2048
 """Queries whose running top-k is held at once (each block streams the corpus once): 2,048 × 2k scores and
@@ -64,23 +73,25 @@ def exact_top_k(
     query_block: int = QUERY_BLOCK,
     threads: int | None = None,
     search_backend: SearchBackend = "numpy",
+    similarity: str = "cosine",
 ) -> TopK:
-    """The k documents with the highest cosine similarity for each query (all of them if the corpus is smaller).
+    """The k documents most similar to each query (all of them if the corpus is smaller), by the model's
+    ``similarity``: cosine (the default), dot, or negative euclidean / manhattan distance.
 
     ``doc_vectors`` is one ``(n_docs, dim)`` array or a sequence of such arrays (shards, numbered one after the
     other); memory-mapped arrays are read chunk by chunk and never copied whole. ``threads`` defaults to the CPUs
-    this process may use. Scores are float32 dot products of unit vectors; their last bit can depend on the BLAS
-    kernel and chunk shapes, so two backends may order scores that differ by about 1e-7 differently.
+    this process may use. Cosine scores are float32 dot products of unit vectors; their last bit can depend on the
+    BLAS kernel and chunk shapes, so two backends may order scores that differ by about 1e-7 differently. The
+    other functions are scored by torch as mteb scores them (faiss is refused for them).
     """
-    if search_backend not in SEARCH_BACKENDS:
-        raise EvalkitError(
-            f"unknown search backend {search_backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}",
-            field="search_backend",
-        )
+    _check_backend(search_backend, check_similarity(similarity))
     if query_block < 1:
         raise ValueError(f"query_block must be at least 1, got {query_block}")
     corpus = CorpusChunks(doc_vectors, doc_chunk)
-    queries = finite_unit_rows(query_vectors, what="query")
+    if similarity == "cosine":
+        queries = finite_unit_rows(query_vectors, what="query")
+    else:  # a copy: torch reads the rows in place and must be able to own them
+        queries = finite_float32_rows(np.array(query_vectors, dtype=np.float32), what="query")
     if corpus.n_rows and queries.shape[1] != corpus.dim:
         raise ValueError(f"query vectors have {queries.shape[1]} dimensions but document vectors {corpus.dim}")
     k = max(0, min(int(k), corpus.n_rows))
@@ -91,10 +102,26 @@ def exact_top_k(
 
         scores, indices = faiss_top_k(queries, corpus, k, threads=threads)
         scores, indices = best_first(scores, indices)
-    else:
+    elif similarity == "cosine":
         n_threads = threads if threads is not None else _available_cpus()
         scores, indices = _chunked_top_k(queries, corpus, k, query_block=query_block, threads=n_threads)
+    else:
+        scores, indices = _torch_top_k(queries, corpus, k, query_block=query_block, doc_piece=doc_chunk, how=similarity)
     return TopK(indices=indices, scores=scores)
+
+
+def _check_backend(search_backend: str, similarity: str) -> None:
+    if search_backend not in SEARCH_BACKENDS:
+        raise EvalkitError(
+            f"unknown search backend {search_backend!r}; choose one of {', '.join(SEARCH_BACKENDS)}",
+            field="search_backend",
+        )
+    if search_backend == "faiss" and similarity != "cosine":
+        raise EvalkitError(
+            f"--search-backend faiss searches by cosine; this model's similarity is {similarity} "
+            "(use --search-backend numpy)",
+            field="search_backend",
+        )
 
 
 def _chunked_top_k(
@@ -112,6 +139,25 @@ def _chunked_top_k(
                 parts = list(pool.map(_search_chunks, repeat(block), shares, repeat(k)))
                 stop = start + len(block)
                 scores[start:stop], indices[start:stop] = merge_top_k(parts, k)
+    return scores, indices
+
+
+def _torch_top_k(
+    queries: np.ndarray, corpus: CorpusChunks, k: int, *, query_block: int, doc_piece: int, how: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """dot / euclidean / manhattan: each block of queries (the last taking the remainder) against pieces of the
+    corpus aligned to mteb's chunks (:func:`~evalkit.search.similarity.aligned_ranges`), one tile per pair, in one
+    worker whose torch operations use torch's own threads. Memory: one tile, one piece and one running top-k."""
+    tiles = TorchTiles(how, n_queries=len(queries), n_docs=corpus.n_rows)
+    pieces = aligned_ranges(corpus.n_rows, doc_piece)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    indices = np.empty((len(queries), k), dtype=np.int64)
+    for first, last in aligned_ranges(len(queries), query_block, chunk=max(len(queries), 1)):
+        best = RunningTopK(last - first, k)
+        for start, stop in pieces:
+            best.add_tile(tiles.tile(queries[first:last], tiles.docs(corpus, start, stop), start), 0, start)
+        best.flush()
+        scores[first:last], indices[first:last] = best_first(best.scores, best.indices)
     return scores, indices
 
 

@@ -49,9 +49,11 @@ class _OverEncodings:
 
 @dataclass
 class DenseRetriever(_OverEncodings):
-    """Cosine top-k over the model's dense vectors (MTEB's retrieval); ``search_backend`` picks numpy or faiss."""
+    """Top-k over the model's dense vectors by its similarity (MTEB's retrieval: cosine unless the model names
+    dot, euclidean or manhattan); ``search_backend`` picks numpy or faiss (cosine only)."""
 
     search_backend: SearchBackend = "numpy"
+    similarity: str = "cosine"
     _last: tuple[Any, TopK] | None = field(default=None, repr=False)
 
     def search(
@@ -62,7 +64,13 @@ class DenseRetriever(_OverEncodings):
         if self._last is None or self._last[0] != key:  # ColBERT's first stage and a hybrid's member: searched once
             self._last = (
                 key,
-                exact_top_k(dense_rows(queries), dense_rows(corpus), k, search_backend=self.search_backend),
+                exact_top_k(
+                    dense_rows(queries),
+                    dense_rows(corpus),
+                    k,
+                    search_backend=self.search_backend,
+                    similarity=self.similarity,
+                ),
             )
         return self._last[1]
 
@@ -70,10 +78,18 @@ class DenseRetriever(_OverEncodings):
         from evalkit.search.candidates import candidate_scores  # torch: imported where first needed
 
         queries, corpus = self.encodings.queries, self.encodings.corpus
-        return candidate_scores(dense_rows(queries), dense_rows(corpus), candidates)  # type: ignore[arg-type]
+        return candidate_scores(
+            dense_rows(queries),  # type: ignore[arg-type]
+            dense_rows(corpus),  # type: ignore[arg-type]
+            candidates,
+            similarity=self.similarity,
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": "dense", "search_backend": self.search_backend, "tag": ""}
+        # The similarity is the model's (recorded with its settings); named here only where it is not cosine,
+        # so a cosine run's record stays what it was.
+        similarity = {"similarity": self.similarity} if self.similarity != "cosine" else {}
+        return {"mode": "dense", "search_backend": self.search_backend, **similarity, "tag": ""}
 
 
 @dataclass
