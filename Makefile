@@ -8,7 +8,7 @@ DEMO_TASKS := SciFact STSBenchmark ATEC BQ LCQMC PAWSX STSB AFQMC QBQTC
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ demo: install
 test: install browser
 	$(BIN)/ruff check evalkit tests benchmarks
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# The fast lane for the edit-test loop (under 3 minutes here): unit tests, without those marked slow or listed in
+# tests/slow_tests.txt (1 s or more in the last measured full run; `python tests/slow_tests.py LOG` regenerates it).
+test-fast: install
+	$(BIN)/ruff check evalkit tests benchmarks
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q --fast
 
 lint: install
 	$(BIN)/ruff check evalkit tests benchmarks

@@ -57,3 +57,25 @@ try:  # property tests: reproducible in CI (derandomized), no example database w
     settings.load_profile("evalkit")
 except ImportError:  # pragma: no cover - hypothesis is in the dev extra
     pass
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast lane: leave out tests marked slow and those tests/slow_tests.txt lists (1 s or more)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return
+    listed = Path(__file__).with_name("slow_tests.txt").read_text(encoding="utf-8").splitlines()
+    slow = {line.strip() for line in listed if line.strip() and not line.startswith("#")}
+    kept, left_out = [], []
+    for item in items:
+        is_slow = item.nodeid in slow or item.get_closest_marker("slow") is not None
+        (left_out if is_slow else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
