@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
+from evalkit.progress import print_task_line
 from evalkit.results.api import Results, load_results
 
 
@@ -29,6 +30,7 @@ def evaluate(
     output: str | Path | None = None,
     name: str | None = None,
     revision: str | None = None,
+    on_task_done: Any = print_task_line,
     **options: Any,
 ) -> Results:
     """Evaluate ``model`` on ``tasks`` (and/or a ``benchmark``) and return the results.
@@ -39,7 +41,8 @@ def evaluate(
     ``revision`` also keys its vectors in the cache instead of the parameter hash. ``reranker=`` takes a
     registry name, a folder or a ``CrossEncoder`` object. Every other keyword is an ``evalkit run`` option by
     its Python name (``precision="bf16"``, ``retrieval="hybrid"``, ``use_cache=False``; see
-    ``evalkit.options.option_names()``).
+    ``evalkit.options.option_names()``). ``on_task_done`` gets one :class:`~evalkit.progress.TaskProgress` per
+    finished task (default: its line on stderr, as ``evalkit run`` prints it; ``None``: nothing).
     """
     from evalkit.runner import RunConfig, RunSummary, run
 
@@ -53,11 +56,16 @@ def evaluate(
     if isinstance(model, (str, Path)):
         if name is not None or revision is not None:
             raise EvalkitError("name= and revision= are for model objects; a named model has its own", field="name")
-        summary = run(RunConfig(str(model), **named), reranker_model=reranker_model)
+        summary = run(RunConfig(str(model), **named), reranker_model=reranker_model, on_task_done=on_task_done)
     else:
         encoder = _object_model(model, revision=revision, name=name)
         summaries = [
-            run(RunConfig(encoder.name, **task_options), encoder=bound, reranker_model=reranker_model)
+            run(
+                RunConfig(encoder.name, **task_options),
+                encoder=bound,
+                reranker_model=reranker_model,
+                on_task_done=on_task_done,
+            )
             for task_options, bound in _bound_to_tasks(encoder, named)
         ]
         summary = RunSummary(

@@ -1,4 +1,4 @@
-"""The report commands: ``leaderboard``, ``diff``, ``compare`` and ``submit``. Each reads result folders only.
+"""The report commands: ``leaderboard``, ``diff``, ``compare``, ``plan`` and ``submit``. Each reads result folders only.
 
 Exit codes: 0 fine; 1 ``diff`` found a significant regression; 2 bad input or runs that cannot be compared.
 Every output file is written whole or not at all, after all the work that could fail.
@@ -7,6 +7,7 @@ Every output file is written whole or not at all, after all the work that could 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,13 +66,37 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from evalkit.reports.diff import format_text
     from evalkit.reports.diff_formats import format_junit, format_markdown
 
-    diff = diff_of(args.baseline, args.candidate, settings=_settings(args))
+    diff = diff_of(args.baseline, args.candidate, settings=_settings(args), shared_only=args.shared_only)
     if args.markdown:
         _write(args.markdown, format_markdown(diff))
     if args.junit:
         _write(args.junit, format_junit(diff))
+    _step_summary(format_markdown(diff))
     print(format_text(diff))
     return diff.exit_code
+
+
+def _step_summary(markdown: str) -> None:
+    """Append the report to GitHub's job summary when ``GITHUB_STEP_SUMMARY`` names one. A summary that cannot be
+    written is a warning, not exit 2: the verdict (0/1) is the contract and stands."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    except OSError as err:
+        print(f"warning: cannot append to GITHUB_STEP_SUMMARY ({target}): {err.strerror or err}", file=sys.stderr)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from evalkit.reports.plan import plan_check
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise EvalkitError("name at least one task", field="--tasks")
+    sys.stdout.write(plan_check(tasks, args.max_drop, args.baseline, alpha=args.alpha).format_text())
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -133,7 +158,17 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     _add_test_options(diff)
     diff.add_argument("--markdown", type=Path, help="also write a pull-request comment here")
     diff.add_argument("--junit", type=Path, help="also write JUnit XML here (one test case per task)")
+    diff.add_argument(
+        "--shared-only", action="store_true", help="judge the tasks both runs have and list the others (else: exit 2)"
+    )
     diff.set_defaults(func=cmd_diff)
+
+    plan = sub.add_parser("plan", help="how many queries or pairs a diff needs to detect --max-drop at 80%% power")
+    plan.add_argument("--tasks", required=True, help="comma-separated task names")
+    plan.add_argument("--max-drop", type=float, required=True, help="drop to detect, in points ×100")
+    plan.add_argument("--baseline", type=Path, help="results folder whose per-item scores give the spread (required)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="significance level, Holm over the tasks (0.05)")
+    plan.set_defaults(func=cmd_plan)
 
     compare = sub.add_parser("compare", help="ablation report: runs against a baseline, with plots")
     compare.add_argument("runs", nargs="+", type=Path, help="results folders of the runs")

@@ -9,6 +9,7 @@ half-written.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,11 @@ from evalkit.pipeline.models import (
 from evalkit.pipeline.plan import SkippedTask, default_data_dirs, load_all, plan_run
 from evalkit.pipeline.tasks import evaluate_task
 from evalkit.pipeline.write import write_task
+from evalkit.progress import TaskCallback, TaskProgress, print_task_line
 from evalkit.registry.models import ModelSpec
 from evalkit.registry.tasks import TaskRegistry, TaskSpec, default_registry
 from evalkit.results.layout import ResultsLayout
+from evalkit.results.record import TaskRecord, read_task_record
 from evalkit.results.task_result import write_aggregate_result
 
 
@@ -87,12 +90,19 @@ def apply_model_overrides(model: ModelSpec, overrides: Mapping[str, Any]) -> tup
 
 
 def run(
-    config: RunConfig, registry: TaskRegistry | None = None, *, encoder: Any = None, reranker_model: Any = None
+    config: RunConfig,
+    registry: TaskRegistry | None = None,
+    *,
+    encoder: Any = None,
+    reranker_model: Any = None,
+    on_task_done: TaskCallback | None = print_task_line,
 ) -> RunSummary:
     """Evaluate the model on every planned task whose data is found; the summary names the tasks skipped.
 
     ``encoder`` / ``reranker_model``: models already built from objects (:func:`evalkit.evaluate`), used instead of
-    resolving ``config.model`` / the ``reranker`` option by name."""
+    resolving ``config.model`` / the ``reranker`` option by name. ``on_task_done`` gets a
+    :class:`evalkit.progress.TaskProgress` as each task is written (default: one line on stderr, which a CI log
+    shows as it happens; ``--quiet`` does not hide it); ``None`` reports nothing."""
     registry = registry or default_registry()
     options = config.options
     options.check_environment()
@@ -108,7 +118,7 @@ def run(
         raise MissingDataError(f"no data for any of the {len(plan.specs)} tasks: " + " | ".join(map(str, errors)))
     tasks = [(spec.name, spec.type) for spec in plan.specs if spec.name in datasets]
     models = build_models(model, settings_tag, options, tasks, encoder=encoder, reranker=reranker_model)
-    written = _evaluate_all(plan.specs, datasets, models, options)
+    written = _evaluate_all(plan.specs, datasets, models, options, on_task_done, registry)
     layout = _layout(models, options)
     done = {w.spec.name for w in written}
     for aggregate_task, members in plan.aggregates.values():
@@ -139,25 +149,54 @@ def _layout(models: RunModels, options: RunOptions) -> ResultsLayout:
 
 
 def _evaluate_all(
-    specs: list[TaskSpec], datasets: dict[str, Any], models: RunModels, options: RunOptions
+    specs: list[TaskSpec],
+    datasets: dict[str, Any],
+    models: RunModels,
+    options: RunOptions,
+    on_task_done: TaskCallback | None = None,
+    registry: TaskRegistry | None = None,
 ) -> list[WrittenTask]:
     layout = _layout(models, options)  # its names are checked before the first vector
     written = []
-    for spec in (s for s in specs if s.name in datasets):
+    todo = [s for s in specs if s.name in datasets]
+    for index, spec in enumerate(todo, start=1):
         started_at = dt.datetime.now(dt.timezone.utc)
+        clock, before = time.perf_counter(), dict(models.core.stats)
         outcome = evaluate_task(spec, datasets[spec.name], models, search_backend=options.retrieval.search_backend)
         finished_at = dt.datetime.now(dt.timezone.utc)
         write_task(
             layout, spec, datasets[spec.name], outcome, models, options, started_at=started_at, finished_at=finished_at
         )
         written.append(WrittenTask(spec=spec, result_file=layout.task_result(spec.name), outcome=outcome))
+        if on_task_done is not None:
+            seconds = time.perf_counter() - clock
+            record = read_task_record(written[-1].result_file, registry=registry)
+            on_task_done(_task_progress(record, index, len(todo), models.core.stats, before, seconds))
     return written
+
+
+def _task_progress(
+    record: TaskRecord, index: int, total: int, stats: Mapping[str, int], before: Mapping[str, int], seconds: float
+) -> TaskProgress:
+    """The event of a task just written; its main score as read back from its result file by the one rule (the
+    number the table and ``diff`` show)."""
+    return TaskProgress(
+        index=index,
+        total=total,
+        task_name=record.name,
+        encoded=stats.get("encoded", 0) - before.get("encoded", 0),
+        cached=stats.get("cached", 0) - before.get("cached", 0),
+        seconds=seconds,
+        main_score_name=record.main_score_name,
+        main_score=record.main_score,
+    )
 
 
 __all__ = [
     "RunConfig",
     "RunSummary",
     "SkippedTask",
+    "TaskProgress",
     "WrittenTask",
     "apply_model_overrides",
     "default_data_dirs",

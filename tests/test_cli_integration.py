@@ -38,6 +38,7 @@ def test_stsbenchmark_equals_the_leaderboard(mirror: Path, tmp_path: Path, capsy
     assert len(pairs) == 1379 and {"gold", "cosine", "manhattan", "euclidean"} <= set(pairs[0])
     record = json.loads((tmp_path / RESULTS / "evalkit" / "STSBenchmark.run.json").read_text())
     assert record["model"]["weights_sha256"] and record["data"]["files"][0]["sha256"]
+    assert len(record["data"]["content_sha256"]) == 64  # data identity by the rows loaded, not by file names
     assert record["packages"]["torch"] and record["machine"]["cpu_count"]
     meta = json.loads((tmp_path / RESULTS / "model_meta.json").read_text())
     assert (meta["name"], meta["revision"]) == (MODEL, REVISION)

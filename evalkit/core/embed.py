@@ -27,7 +27,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from evalkit.cache import CacheNamespace, EmbeddingCache, text_digests
 from evalkit.core.batching import (
@@ -50,6 +49,7 @@ from evalkit.encoders.protocol import (
     capabilities_of,
 )
 from evalkit.errors import EvalkitError
+from evalkit.progress import BatchBar
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class EmbeddingCore:
     show_progress: bool = True
     cache: EmbeddingCache | None = None
     stats: dict[str, int] = field(default_factory=lambda: {"encoded": 0, "cached": 0, "oom_retries": 0})
+    on_batch: Callable[[int], None] | None = field(default=None, repr=False, compare=False)  # per forward pass
 
     def encode(self, encoder: Model, texts: list[str], role: Role, *, prompt: str = "", desc: str = "") -> np.ndarray:
         """Vectors for ``texts`` in input order (float32, one row per input, duplicates included).
@@ -190,9 +191,8 @@ class EmbeddingCore:
             out = np.empty((len(distinct), hits.shape[1]), dtype=np.float32)
             out[hit_mask] = hits
         writer = None
-        progress = tqdm(total=len(missing), desc=desc, unit="text", disable=None if self.show_progress else True)
         try:
-            with progress:
+            with BatchBar(self, len(missing), desc) as progress:
                 for chunk, chunk_vectors in chunks([distinct[i] for i in missing], missing):
                     if out is None:
                         out = np.empty((len(distinct), chunk_vectors.shape[1]), dtype=np.float32)
@@ -201,7 +201,7 @@ class EmbeddingCore:
                         writer = writer or namespace.writer(chunk_vectors.shape[1]).__enter__()
                         writer.add(digests[chunk], chunk_vectors)
                         writer.flush()  # durable now: a killed run recomputes at most the chunk in flight
-                    progress.update(len(chunk))
+                    progress.chunk_done(len(chunk))
         finally:
             if writer is not None:
                 writer.close()
@@ -331,7 +331,7 @@ class EmbeddingCore:
         (``np.concatenate`` by default).
         """
         try:
-            return encoder.embed_batch(batch) if embed is None else embed(encoder, batch)
+            result = encoder.embed_batch(batch) if embed is None else embed(encoder, batch)
         except (MemoryError, RuntimeError) as err:
             if not is_out_of_memory(err) or len(batch) == 1:
                 raise
@@ -347,6 +347,9 @@ class EmbeddingCore:
                 self.embed_with_backoff(encoder, batch[half:], embed, join),
             ]
             return np.concatenate(halves) if join is None else join(halves)
+        if self.on_batch is not None:  # the progress bar moves per pass (each half of a split reports itself)
+            self.on_batch(len(batch))
+        return result
 
 
 def checked_outputs(encoder: Any, outputs: Sequence[OutputKind]) -> tuple[OutputKind, ...]:

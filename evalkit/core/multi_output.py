@@ -11,11 +11,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from evalkit.cache import CacheNamespace, CacheWriter, RaggedNamespace, text_digests
 from evalkit.core.outputs import RAGGED_TYPES, EncodedOutput, RaggedRows, concat_rows, select_rows
 from evalkit.encoders.protocol import Encoder, OutputKind, capabilities_of
+from evalkit.progress import BatchBar
 
 if TYPE_CHECKING:
     from evalkit.core.embed import EmbeddingCore
@@ -49,9 +49,8 @@ def encode_outputs_of_distinct(
     core.stats["encoded"] += len(missing)
     writers: dict[OutputKind, CacheWriter] = {}
     encode = partial(encode_tokenized_outputs, core, outputs=computed)
-    progress = tqdm(total=len(missing), desc=desc, unit="text", disable=None if core.show_progress else True)
     try:
-        with progress:
+        with BatchBar(core, len(missing), desc) as progress:
             for chunk, chunk_outputs in core.encode_chunks(encoder, [distinct[i] for i in missing], missing, encode):
                 for kind in computed:
                     new = np.flatnonzero(~hit[kind][chunk])  # a row already cached stays as cached
@@ -62,7 +61,7 @@ def encode_outputs_of_distinct(
                             writers[kind] = _open_writer(namespaces[kind], rows)
                         _add_rows(writers[kind], digests[chunk[new]], rows)
                         writers[kind].flush()  # durable now: a killed run recomputes at most this chunk
-                progress.update(len(chunk))
+                progress.chunk_done(len(chunk))
     finally:
         for writer in writers.values():
             writer.close()

@@ -242,7 +242,10 @@ class OutputOptions(Section):
     output_dir: Path = option(  # noqa: RUF009 - option() is a dataclasses.field
         Path("results"), flags=("--output",), type=Path, help="results root (default: results)"
     )
-    show_progress: bool = option(True, flags=("--quiet",), action="store_false", help="no progress bars")
+    # --quiet hides the bars only: the one line per finished task on stderr (evalkit.progress) is what a CI log has
+    show_progress: bool = option(
+        True, flags=("--quiet",), action="store_false", help="no progress bars (the per-task lines on stderr stay)"
+    )
 
     @classmethod
     def convert(cls, name: str, value: Any) -> Any:

@@ -40,11 +40,19 @@ def as_run(source: RunSource) -> Run:
     return source.run() if isinstance(source, Results) else read_run(source)
 
 
-def diff(baseline: RunSource, candidate: RunSource, *, settings: DiffSettings | None = None, **options: Any) -> RunDiff:
+def diff(
+    baseline: RunSource,
+    candidate: RunSource,
+    *,
+    settings: DiffSettings | None = None,
+    shared_only: bool = False,
+    **options: Any,
+) -> RunDiff:
     """Is the candidate worse than the baseline? ``options``: the CLI's test settings by name, checked before any
-    run is read. ``.exit_code`` and ``.verdict()`` are the CLI's; runs that cannot be compared raise."""
+    run is read. ``.exit_code`` and ``.verdict()`` are the CLI's; runs that cannot be compared raise.
+    ``shared_only``: judge the tasks both runs have, listing the others in ``.not_compared``."""
     checked = diff_settings(settings, **options)
-    return diff_runs(as_run(baseline), as_run(candidate), checked)
+    return diff_runs(as_run(baseline), as_run(candidate), checked, shared_only=shared_only)
 
 
 def compare(

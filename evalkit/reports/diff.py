@@ -4,9 +4,12 @@ A task *regresses* when its main score drops by more than ``max_drop`` points (Ã
 significant after Holm's correction across the tasks compared. A task without per-item scores on both sides
 (mteb-native types, published result files) cannot be tested: it regresses on the drop alone, and says so.
 
-Runs that cannot be compared (a task on one side only, different splits or subsets, different data checksums,
-dataset revisions or task versions) raise ``NotComparableError`` (exit code 2): a score difference between them
-would say nothing about the model.
+Runs that cannot be compared (a task on one side only unless ``shared_only``, different splits or subsets,
+different data content, dataset revisions or task versions: ``evalkit.reports.identity``) raise
+``NotComparableError`` (exit code 2): a score difference between them would say nothing about the model.
+
+Each tested task also says what it could detect: the smallest true drop found at 80% power given its paired
+per-item differences (``evalkit.stats.power``), and whether that is larger than ``max_drop`` (too small a check).
 """
 
 from __future__ import annotations
@@ -18,19 +21,19 @@ from typing import TYPE_CHECKING
 
 from evalkit.errors import DataError, EvalkitError
 from evalkit.reports.escape import escape_terminal
+from evalkit.reports.identity import NotComparableError, check_comparable
 from evalkit.reports.runs import Run, paired_cells
 from evalkit.results.record import TaskRecord
 from evalkit.stats.paired import TESTS, PairedItems, PairedResult, holm, paired_test
+from evalkit.stats.power import POWER, detectable_drop
+
+__all__ = ["DiffSettings", "NotComparableError", "RunDiff", "TaskComparison", "diff_runs"]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_RESAMPLES = 1_000_000  # beyond this a CI job runs for hours and the p-value gains nothing
 MAX_SEED = 2**63 - 1
-
-
-class NotComparableError(EvalkitError):
-    """The two runs did not evaluate the same thing."""
 
 
 class InvalidSettingError(EvalkitError):
@@ -49,6 +52,13 @@ class TaskComparison:
     note: str | None  # why there is no test
     regression: bool
     alpha: float = 0.05
+    detectable_drop: float | None = None  # 0-1 scale, smallest true drop found at 80% power; None: untested
+    max_drop: float = 0.0  # points, the setting it was judged with
+
+    @property
+    def too_small(self) -> bool:
+        """The check cannot detect a drop of ``max_drop`` at 80% power (only said when a tolerance is set)."""
+        return self.detectable_drop is not None and self.max_drop > 0 and 100 * self.detectable_drop > self.max_drop
 
     @property
     def delta(self) -> float:
@@ -98,6 +108,7 @@ class RunDiff:
     candidate: Run
     settings: DiffSettings
     tasks: list[TaskComparison]
+    not_compared: tuple[str, ...] = ()  # with shared_only: "<task> (only in baseline|candidate)"
 
     @property
     def regressions(self) -> list[TaskComparison]:
@@ -130,6 +141,8 @@ class RunDiff:
                     "wins": test.wins if test else None,
                     "ties": test.ties if test else None,
                     "losses": test.losses if test else None,
+                    "detectable_drop": t.detectable_drop if t.detectable_drop is not None else math.nan,
+                    "too_small": t.too_small,
                     "regression": t.regression,
                     "verdict": comparison_cells(t)["verdict"],
                 }
@@ -148,34 +161,6 @@ class RunDiff:
         return (
             f"REGRESSION: {len(self.regressions)} of {len(self.tasks)} tasks dropped by more than {tolerance} "
             f"with significance: {named}"
-        )
-
-
-def _check_comparable(task: str, base: TaskRecord, cand: TaskRecord) -> None:
-    where = cand.result_file
-    if base.cells.keys() != cand.cells.keys():
-        raise NotComparableError(
-            f"{task}: the runs scored different splits/subsets: {sorted(base.cells)} vs {sorted(cand.cells)}",
-            file=where,
-            field="scores",
-        )
-    if base.dataset_revision and cand.dataset_revision and base.dataset_revision != cand.dataset_revision:
-        raise NotComparableError(
-            f"{task}: different dataset revisions ({base.dataset_revision} vs {cand.dataset_revision})",
-            file=where,
-            field="dataset_revision",
-        )
-    if base.task_version is not None and cand.task_version is not None and base.task_version != cand.task_version:
-        raise NotComparableError(
-            f"{task}: different task versions ({base.task_version} vs {cand.task_version})", file=where, field="version"
-        )
-    base_sums, cand_sums = base.data_checksums, cand.data_checksums
-    if base_sums is not None and cand_sums is not None and base_sums != cand_sums:
-        changed = sorted(
-            name for name in base_sums.keys() | cand_sums.keys() if base_sums.get(name) != cand_sums.get(name)
-        )
-        raise NotComparableError(
-            f"{task}: the runs read different data ({', '.join(changed)} differ)", file=where, field="data.files"
         )
 
 
@@ -202,7 +187,7 @@ def _file_scores(base: TaskRecord, cand: TaskRecord) -> tuple[float, float]:
 
 def _prepare(name: str, base: TaskRecord, cand: TaskRecord) -> tuple[list[PairedItems] | None, str | None]:
     """Everything that can refuse a task, before any test runs: comparability, per-item rows, finite scores."""
-    _check_comparable(name, base, cand)
+    check_comparable(name, base, cand)
     cells, why = paired_cells(base, cand)
     if cells is None:
         _file_scores(base, cand)
@@ -226,6 +211,7 @@ def _judge(
     why: str | None,
     p_adjusted: float | None,
     settings: DiffSettings,
+    detectable: float | None,
 ) -> TaskComparison:
     if result is not None:
         baseline_score, candidate_score = result.baseline, result.candidate
@@ -244,21 +230,28 @@ def _judge(
         note=why,
         regression=too_far and (significant or result is None),
         alpha=settings.alpha,
+        detectable_drop=detectable,
+        max_drop=settings.max_drop,
     )
+
+
+def _one_sided(baseline: Run, candidate: Run) -> list[str]:
+    return [
+        f"{n} (only in {'baseline' if n in baseline.tasks else 'candidate'})"
+        for n in sorted(baseline.tasks.keys() ^ candidate.tasks.keys())
+    ]
 
 
 def diff_runs(
     baseline: Run, candidate: Run, settings: DiffSettings | None = None, *, shared_only: bool = False
 ) -> RunDiff:
-    """Compare every task of the two runs. ``shared_only``: compare the tasks both have (ablations) instead of
-    refusing runs whose task sets differ (CI)."""
+    """Compare every task of the two runs. ``shared_only``: judge the tasks both have and list the others in
+    ``RunDiff.not_compared``, instead of refusing runs whose task sets differ (exit 2, the CI default)."""
     settings = settings or DiffSettings()
     names = sorted(baseline.tasks.keys() & candidate.tasks.keys())
-    if not shared_only:
-        one_sided = sorted(baseline.tasks.keys() ^ candidate.tasks.keys())
-        if one_sided:
-            side = [f"{n} (only in {'baseline' if n in baseline.tasks else 'candidate'})" for n in one_sided]
-            raise NotComparableError(f"tasks missing from one run: {', '.join(side)}", file=candidate.folder)
+    one_sided = _one_sided(baseline, candidate)
+    if one_sided and not shared_only:
+        raise NotComparableError(f"tasks missing from one run: {', '.join(one_sided)}", file=candidate.folder)
     if not names:
         raise NotComparableError("the runs share no task", file=candidate.folder)
     pairs = {name: (baseline.tasks[name], candidate.tasks[name]) for name in names}
@@ -267,12 +260,17 @@ def diff_runs(
         name: None if cells is None else _test_task(name, *pairs[name], cells, settings)
         for name, (cells, _) in prepared.items()
     }
+    tested = sum(result is not None for result in results.values())
     adjusted = iter(holm([r.p_value for r in results.values() if r is not None]))
     comparisons = []
     for name, result in results.items():
         p_adjusted = next(adjusted) if result is not None else None
-        comparisons.append(_judge(*pairs[name], result, prepared[name][1], p_adjusted, settings))
-    return RunDiff(baseline=baseline, candidate=candidate, settings=settings, tasks=comparisons)
+        cells = prepared[name][0]
+        detectable = None if cells is None else detectable_drop(cells, settings.alpha / tested, POWER)
+        comparisons.append(_judge(*pairs[name], result, prepared[name][1], p_adjusted, settings, detectable))
+    return RunDiff(
+        baseline=baseline, candidate=candidate, settings=settings, tasks=comparisons, not_compared=tuple(one_sided)
+    )
 
 
 TEST_NAMES = {
@@ -286,7 +284,8 @@ def describe_settings(settings: DiffSettings, task_count: int) -> str:
     resampled = f", {settings.resamples:,} resamples, seed {settings.seed}" if settings.test != "ttest" else ""
     return (
         f"{TEST_NAMES[settings.test]}{resampled}; Holm-corrected across {task_count} tasks; alpha {settings.alpha:g}; "
-        f"max drop {settings.max_drop:.2f} points; {100 * (1 - settings.alpha):g}% confidence intervals"
+        f"max drop {settings.max_drop:.2f} points; {100 * (1 - settings.alpha):g}% confidence intervals; "
+        f"detectable: smallest drop (points) found at {POWER:.0%} power, two-sided at alpha / tasks tested"
     )
 
 
@@ -318,8 +317,30 @@ def comparison_cells(t: TaskComparison) -> dict[str, str]:
         "p": p,
         "p (Holm)": p_adj,
         "W/T/L": wtl,
+        "detectable": detectable_cell(t),
         "verdict": verdict,
     }
+
+
+def detectable_cell(t: TaskComparison) -> str:
+    """The smallest drop (points) found at 80% power, marked when it exceeds ``--max-drop``."""
+    if t.detectable_drop is None:
+        return ""
+    return f"{100 * t.detectable_drop:.2f}" + (" (too small)" if t.too_small else "")
+
+
+def notes(diff: RunDiff) -> list[str]:
+    """Plain sentences under the table: tasks too small to detect the tolerance, tasks not compared."""
+    lines = []
+    for t in diff.tasks:
+        if t.too_small:
+            lines.append(
+                f"{t.task}: too small to detect a drop of {t.max_drop:.2f} points at {POWER:.0%} power "
+                f"({t.test.n if t.test else 0} items detect {100 * (t.detectable_drop or 0):.2f} points)"
+            )
+    if diff.not_compared:
+        lines.append(f"not compared (one run only): {', '.join(diff.not_compared)}")
+    return lines
 
 
 def format_text(diff: RunDiff) -> str:
@@ -335,7 +356,8 @@ def format_text(diff: RunDiff) -> str:
         "  ".join(c.ljust(widths[c]) for c in columns),
     ]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]
-    lines += ["", escape_terminal(diff.verdict())]
+    extra = [escape_terminal(line) for line in notes(diff)]
+    lines += ["", *extra, escape_terminal(diff.verdict())] if extra else ["", escape_terminal(diff.verdict())]
     return "\n".join(lines)
 
 

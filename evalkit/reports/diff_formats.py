@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from evalkit.reports.diff import RunDiff, comparison_cells, describe_settings
+from evalkit.reports.diff import RunDiff, comparison_cells, describe_settings, notes
 from evalkit.reports.escape import escape_markdown, escape_xml
 
 
@@ -31,7 +31,8 @@ def format_markdown(diff: RunDiff) -> str:
         if task.regression:
             cells = [f"**{cell}**" if cell else cell for cell in cells]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", escape_markdown(diff.verdict()), ""]
+    lines += ["", *(f"- {escape_markdown(line)}" for line in notes(diff))]
+    lines += ["", escape_markdown(diff.verdict()), ""] if notes(diff) else [escape_markdown(diff.verdict()), ""]
     return "\n".join(lines)
 
 
@@ -50,6 +51,7 @@ def format_junit(diff: RunDiff) -> str:
         ("baseline", diff.baseline.label),
         ("candidate", diff.candidate.label),
         ("test", describe_settings(diff.settings, len(diff.tasks))),
+        *(("note", line) for line in notes(diff)),
     ):
         ET.SubElement(properties, "property", name=key, value=escape_xml(value))
     for task in diff.tasks:

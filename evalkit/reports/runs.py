@@ -23,7 +23,6 @@ from evalkit.stats.paired import PairedItems
 __all__ = ["Run", "TaskRecord", "load_run", "paired_cells"]
 
 
-
 def _statistic(record: TaskRecord) -> tuple[str, str] | None:
     """(per-item column, statistic over items) for the task's main score, as its kind declares it."""
     from evalkit.kinds import get_kind, is_known

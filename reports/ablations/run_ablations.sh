@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind reports/ablations/: the packaged all-MiniLM-L6-v2 on SciFact and the English STS tasks of the
-# local mirror, once as published and once per changed setting. Each lands in its own revision folder.
+# local mirror, once as published and once per changed setting. Each changed setting is an mteb experiment of the
+# model's revision: <revision>/experiments/<name>/ (pooling_cls, max_length_128, normalize_False).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${DATA_DIR:-../shared/data/tasks}"
