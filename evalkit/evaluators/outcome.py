@@ -21,6 +21,16 @@ class PerItemScores:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """Each query's ranked documents as evalkit scored them (best first, ties as trec_eval breaks them), kept so
+    ``--save-run`` can write them as a TREC run file that other tools score the same way."""
+
+    query_ids: list[str]
+    doc_ids: list[list[str]]  # per query, best first
+    scores: list[np.ndarray]  # per query, aligned with doc_ids
+
+
+@dataclass(frozen=True)
 class SplitOutcome:
     """Scores of one (split, subset), named as mteb names them, and the main score among them.
 
@@ -36,6 +46,8 @@ class SplitOutcome:
     per_item: PerItemScores
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # the ranked lists behind the scores, for kinds that rank documents: "run", or "first_stage" and "reranked"
+    rankings: dict[str, Ranking] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from evalkit.core import EmbeddingCore
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
 from evalkit.encoders.protocol import Encoder
-from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, qrels_warnings, require_main_score
+from evalkit.evaluators.outcome import PerItemScores, Ranking, SplitOutcome, qrels_warnings, require_main_score
 from evalkit.evaluators.retrieval import document_texts
 from evalkit.kinds.reranking import SUBQUERY_PREFIX
 from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES, evaluate_ranked, evaluate_run, trec_order
@@ -37,6 +37,18 @@ def candidate_rows(split: RerankingSplit) -> tuple[list[int], list[np.ndarray]]:
         positions = [position_of.setdefault(row, len(position_of)) for row in rows]
         per_query.append(np.asarray(positions, dtype=np.int64))
     return list(position_of), per_query
+
+
+def rank_candidates(
+    candidates: Sequence[Sequence[str]], scores_per_query: Sequence[np.ndarray], depth: int
+) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Each query's candidates in trec_eval order, cut at ``depth``, and their scores in that order."""
+    ranked, ranked_scores = [], []
+    for doc_ids, scores in zip(candidates, scores_per_query, strict=True):
+        order = trec_order(doc_ids, scores)[:depth]
+        ranked.append([doc_ids[i] for i in order.tolist()])
+        ranked_scores.append(scores[order])
+    return ranked, ranked_scores
 
 
 def evaluate_reranking(
@@ -70,11 +82,7 @@ def evaluate_reranking(
     encoded = time.perf_counter()
     scores_per_query = candidate_scores(query_vectors, doc_vectors, rows_per_query, similarity=similarity)
     depth = max(k_values)  # mteb keeps each query's top max(k) candidates (torch.topk) before scoring
-    ranked, ranked_scores = [], []
-    for doc_ids, scores in zip(split.candidates, scores_per_query, strict=True):
-        order = trec_order(doc_ids, scores)[:depth]
-        ranked.append([doc_ids[i] for i in order.tolist()])
-        ranked_scores.append(scores[order])
+    ranked, ranked_scores = rank_candidates(split.candidates, scores_per_query, depth)
     ranked_done = time.perf_counter()
     per_query = evaluate_ranked(split.queries.ids, ranked, split.qrels, k_values)
     scores = per_query.mean()
@@ -98,6 +106,7 @@ def evaluate_reranking(
             "score_s": time.perf_counter() - ranked_done,
         },
         warnings=qrels_warnings(split.qrels),
+        rankings={"run": Ranking(query_ids=list(split.queries.ids), doc_ids=ranked, scores=ranked_scores)},
     )
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from evalkit.encoders.prompts import NO_PROMPTS, TaskPrompts
-from evalkit.evaluators.outcome import PerItemScores, SplitOutcome, qrels_warnings, require_main_score
+from evalkit.evaluators.outcome import PerItemScores, Ranking, SplitOutcome, qrels_warnings, require_main_score
 from evalkit.metrics.retrieval import K_VALUES, METRIC_PREFIXES, evaluate_ranked, trec_order
 from evalkit.records import Corpus, RetrievalSplit
 from evalkit.search.dense import TopK
@@ -38,15 +38,15 @@ def document_texts(corpus: Corpus) -> list[str]:
     return [f"{title} {text}".strip() if title else text for title, text in pairs]
 
 
-def ranked_doc_ids(
+def ranked_lists(
     top: TopK, corpus_ids: list[str], query_ids: list[str], *, remove_self_hits: bool
-) -> list[list[str]]:
-    """Each query's retrieved ids in trec_eval order (score, then doc id, descending).
+) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Each query's retrieved ids and their scores in trec_eval order (score, then doc id, descending).
 
     Self-hits are dropped after the top-k search, as mteb does, so such a query keeps k-1 candidates.
     """
     ids = np.asarray(corpus_ids, dtype=object)
-    ranked = []
+    ranked, ranked_scores = [], []
     for row, query_id in enumerate(query_ids):
         indices, scores = top.indices[row], top.scores[row]
         if len(indices) and indices[-1] < 0:  # a query with fewer results than k: its empty slots come last
@@ -56,8 +56,34 @@ def ranked_doc_ids(
         if remove_self_hits:
             keep = doc_ids != query_id
             doc_ids, scores = doc_ids[keep], scores[keep]
-        ranked.append(doc_ids[trec_order(list(doc_ids), scores)].tolist())
-    return ranked
+        order = trec_order(list(doc_ids), scores)
+        ranked.append(doc_ids[order].tolist())
+        ranked_scores.append(np.asarray(scores)[order])
+    return ranked, ranked_scores
+
+
+def ranked_doc_ids(
+    top: TopK, corpus_ids: list[str], query_ids: list[str], *, remove_self_hits: bool
+) -> list[list[str]]:
+    """Each query's retrieved ids in trec_eval order (score, then doc id, descending); see :func:`ranked_lists`."""
+    return ranked_lists(top, corpus_ids, query_ids, remove_self_hits=remove_self_hits)[0]
+
+
+def split_rankings(
+    retriever: Retriever, top: TopK, split: RetrievalSplit, *, remove_self_hits: bool
+) -> dict[str, Ranking]:
+    """The ranked lists a ``--save-run`` writes: the one list scored, or, after a rerank stage (whose retriever
+    keeps its first stage's ``first_stage_top``), the first-stage list and the reranked one."""
+    query_ids = list(split.queries.ids)
+
+    def ranking(found: TopK) -> Ranking:
+        doc_ids, scores = ranked_lists(found, split.corpus.ids, query_ids, remove_self_hits=remove_self_hits)
+        return Ranking(query_ids=query_ids, doc_ids=doc_ids, scores=scores)
+
+    first = getattr(retriever, "first_stage_top", None)
+    if isinstance(first, TopK):
+        return {"first_stage": ranking(first), "reranked": ranking(top)}
+    return {"run": ranking(top)}
 
 
 def evaluate_retrieval(
@@ -92,7 +118,8 @@ def evaluate_retrieval(
         languages=languages,
         desc=f"encoding {split_name} queries",
     )
-    ranked = ranked_doc_ids(top, split.corpus.ids, split.queries.ids, remove_self_hits=remove_self_hits)
+    rankings = split_rankings(retriever, top, split, remove_self_hits=remove_self_hits)
+    ranked = rankings["reranked" if "reranked" in rankings else "run"].doc_ids
     searched = time.perf_counter()
     per_query = evaluate_ranked(split.queries.ids, ranked, split.qrels, k_values)
     scores = per_query.mean()
@@ -110,7 +137,16 @@ def evaluate_retrieval(
             "score_s": time.perf_counter() - searched,
         },
         warnings=qrels_warnings(split.qrels),
+        rankings=rankings,
     )
 
 
-__all__ = ["TOP_K", "RetrievalModels", "document_texts", "evaluate_retrieval", "ranked_doc_ids"]
+__all__ = [
+    "TOP_K",
+    "RetrievalModels",
+    "document_texts",
+    "evaluate_retrieval",
+    "ranked_doc_ids",
+    "ranked_lists",
+    "split_rankings",
+]

@@ -246,6 +246,12 @@ class OutputOptions(Section):
     show_progress: bool = option(
         True, flags=("--quiet",), action="store_false", help="no progress bars (the per-task lines on stderr stay)"
     )
+    # the ranked lists are kept only when asked: a 1000-deep run of a large task is many times its result file
+    save_run: bool = option(
+        False,
+        action="store_true",
+        help="also write each retrieval query's ranked top k as a TREC run file beside the results (evalkit/*.trec)",
+    )
 
     @classmethod
     def convert(cls, name: str, value: Any) -> Any:

@@ -24,6 +24,7 @@ from evalkit.results.layout import ResultsLayout
 from evalkit.results.model_meta import build_model_meta
 from evalkit.results.run_record import run_record
 from evalkit.results.task_result import mteb_task_result, per_item_rows
+from evalkit.results.trec_run import write_trec_runs
 
 
 def model_meta(
@@ -62,6 +63,11 @@ def write_task(
     )
     if models.model.warnings:  # e.g. packaged weights that differ from the hub revision they claim
         record["model_warnings"] = list(models.model.warnings)
+    if options.output.save_run:  # the ranked lists first, like every side file: a result file implies its evidence
+        runs = write_trec_runs(layout, outcome)
+        record["run_files"] = [path.relative_to(layout.revision_dir).as_posix() for path in runs]
+    for split in outcome.splits:  # written or not wanted: the runner keeps outcomes, not a whole run's ranked lists
+        split.rankings.clear()
     result = mteb_task_result(spec, outcome, mteb_version=metadata.version("mteb"), finished_at=finished_at)
     write_jsonl_gz(layout.per_item(spec.name), per_item_rows(outcome))
     write_json(layout.run_record(spec.name), record)

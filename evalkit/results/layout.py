@@ -57,7 +57,8 @@ def experiment_kwargs(tags: str, precision: str = "fp32") -> dict[str, Any] | No
 @dataclass(frozen=True)
 class ResultsLayout:
     """``<root>/<org>__<model>/<revision>[/experiments/<experiment>]/<Task>.json`` plus
-    ``.../evalkit/<Task>.{per_item.jsonl.gz,run.json}`` and ``model_meta.json``."""
+    ``.../evalkit/<Task>.{per_item.jsonl.gz,run.json}`` (with ``--save-run``, ``<Task>.<subset>.<split>.trec`` too)
+    and ``model_meta.json``."""
 
     root: Path
     model_folder: str
@@ -84,6 +85,18 @@ class ResultsLayout:
 
     def run_record(self, task_name: str) -> Path:
         return self.revision_dir / EVALKIT_DIR / f"{safe_component(task_name, what='task name')}.run.json"
+
+    def trec_run(self, task_name: str, hf_subset: str, split: str, list_name: str = "run") -> Path:
+        """``--save-run``'s ranked list of one split and subset: ``<Task>.<subset>.<split>.trec``, or, for a reranked
+        run, ``<Task>.<subset>.<split>.first_stage.trec`` and ``....reranked.trec``."""
+        parts = [
+            safe_component(task_name, what="task name"),
+            safe_component(hf_subset, what="subset name"),
+            safe_component(split, what="split name"),
+        ]
+        if list_name != "run":
+            parts.append(safe_component(list_name, what="ranked list name"))
+        return self.revision_dir / EVALKIT_DIR / f"{'.'.join(parts)}.trec"
 
     @property
     def model_meta(self) -> Path:

@@ -103,6 +103,7 @@ class RerankedRetriever:
     core: EmbeddingCore
     corpus_texts: list[str] = field(default_factory=list)
     _queries: list[str] = field(default_factory=list)
+    first_stage_top: TopK | None = field(default=None, repr=False)  # the last search's first-stage list (--save-run)
 
     def index(self, corpus_texts: Sequence[str], *, prompt: str = "", languages: Sequence[str] = ()) -> None:
         self.first_stage.index(corpus_texts, prompt=prompt, languages=languages)
@@ -112,6 +113,7 @@ class RerankedRetriever:
         self, query_texts: Sequence[str], k: int, *, prompt: str = "", languages: Sequence[str] = (), desc: str = ""
     ) -> TopK:
         top = self.first_stage.search(query_texts, k, prompt=prompt, languages=languages, desc=desc)
+        self.first_stage_top = top
         self._queries = list(query_texts)
         return rerank_top_k(self.core, self.stage.model, self._queries, self.corpus_texts, top, self.stage.top_k)
 
