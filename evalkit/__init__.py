@@ -20,6 +20,7 @@ _LAZY = {
     "leaderboard": "evalkit.reports.api:leaderboard",
     "diff": "evalkit.reports.api:diff",
     "compare": "evalkit.reports.api:compare",
+    "build_subset": "evalkit.subsets.build:build_subset",
     "RunOptions": "evalkit.options:RunOptions",
     "EvalkitError": "evalkit.errors:EvalkitError",
     "DataError": "evalkit.errors:DataError",
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from evalkit.options import RunOptions
     from evalkit.reports.api import compare, diff, leaderboard
     from evalkit.results.api import Results, load_results
+    from evalkit.subsets.build import build_subset
 
 
 def __getattr__(name: str) -> Any:
@@ -59,6 +61,7 @@ __all__ = [
     "UnknownModelError",
     "UnknownTaskError",
     "__version__",
+    "build_subset",
     "compare",
     "diff",
     "evaluate",

@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evalkit.cli_reports import add_report_commands
 
     add_report_commands(sub)
+
+    from evalkit.cli_subset import add_subset_command
+
+    add_subset_command(sub)  # `evalkit subset build|show|report` (evalkit/cli_subset.py)
     return parser
 
 

@@ -20,7 +20,7 @@ from evalkit.options.base import Section, check_positive, option
 from evalkit.registry.st_folder import POOLING_MODES
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx", "openvino")
 POOLINGS: tuple[str, ...] = POOLING_MODES
 """sentence-transformers' pooling modes (evalkit.encoders.pooling.POOLING_MODES), each reproduced exactly."""
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -49,14 +49,31 @@ class SelectionOptions(Section):
     allow_missing: bool = option(
         False, action="store_true", help="exit 0 even when some tasks were skipped for missing data"
     )
+    # a quick subset (`evalkit subset build`) replaces its task's data; the run is an mteb experiment (subset_<name>)
+    subset: tuple[str, ...] = option(
+        (), flags=("--subset",), action="append", metavar="NAME",
+        help="evaluate the quick subset NAME instead of its full task (one per task; repeatable); without --tasks, "
+        "the subsets' tasks are the run's",
+    )  # fmt: skip
+    subsets_dir: Path | None = option(  # noqa: RUF009 - option() is a dataclasses.field
+        type=Path, metavar="DIR", help="where subset manifests are (default: $EVALKIT_SUBSETS_DIR, else ./subsets)"
+    )
 
     @classmethod
     def convert(cls, name: str, value: Any) -> Any:
-        if name in ("tasks", "languages"):
+        if name in ("tasks", "languages", "subset"):
             return (value,) if isinstance(value, str) else tuple(value)
         if name == "data_dirs":
             return tuple(Path(p) for p in ([value] if isinstance(value, (str, Path)) else value))
+        if name == "subsets_dir":
+            return Path(value)
         return value
+
+    def validate(self) -> None:
+        from evalkit.subsets.manifest import check_name
+
+        for name in self.subset:
+            check_name(name, field="subset")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +86,9 @@ class EncodingOptions(Section):
         "fp32", choices=PRECISIONS, help="fp32 (faithful, default); bf16 on CPUs that have it and GPUs; fp16 on GPUs"
     )
     runtime: str = option(
-        "auto", choices=RUNTIMES, help="forward pass: ONNX Runtime or torch; auto takes ONNX Runtime for fp32 on a CPU"
+        "auto",
+        choices=RUNTIMES,
+        help="forward pass; auto times torch, ONNX Runtime (and OpenVINO if installed) here and keeps the fastest",
     )
     batch_size: int | None = option(type=int, help="fixed texts per batch instead of a token budget")
     token_budget: int | None = option(type=int, help="padded tokens per forward pass (default: CPU 4096; GPU 65536)")

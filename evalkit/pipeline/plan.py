@@ -17,6 +17,7 @@ from evalkit.loaders import load_task_data
 from evalkit.options import SelectionOptions
 from evalkit.records import TaskData
 from evalkit.registry.tasks import TaskRegistry, TaskSpec, builtin_tasks_dir
+from evalkit.subsets.apply import apply_subset, load_subsets
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ def _benchmark_specs(name: str, registry: TaskRegistry) -> tuple[list[TaskSpec],
 
 
 def plan_run(selection: SelectionOptions, registry: TaskRegistry) -> RunPlan:
-    """The named tasks, then the benchmark's, each restricted to the benchmark's splits and subsets."""
-    specs = [registry.get(name) for name in selection.tasks]
+    """The named tasks (without ``--tasks`` and a benchmark: the quick subsets' tasks), then the benchmark's, each
+    restricted to the benchmark's splits and subsets."""
+    subsets = load_subsets(selection.subset, selection.subsets_dir) if selection.subset else {}
+    names = list(selection.tasks) or (list(subsets) if selection.benchmark is None else [])
+    specs = [registry.get(name) for name in names]
     skipped: list[SkippedTask] = []
     aggregates: dict[str, tuple[Any, tuple[str, ...]]] = {}
     if selection.benchmark is not None:
@@ -89,6 +93,7 @@ def plan_run(selection: SelectionOptions, registry: TaskRegistry) -> RunPlan:
             else:
                 skipped.append(SkippedTask(spec.name, f"no subset in {', '.join(selection.languages)}"))
         specs = restricted
+    _check_subsets([spec.name for spec in specs], subsets)
     for spec in specs:
         if not is_known(spec.type):
             raise EvalkitError(
@@ -100,17 +105,35 @@ def plan_run(selection: SelectionOptions, registry: TaskRegistry) -> RunPlan:
     return RunPlan(specs=specs, skipped=skipped, aggregates=aggregates)
 
 
+def _check_subsets(task_names: list[str], subsets: dict[str, Any]) -> None:
+    """Each subset's task is in the run, and a run on quick subsets runs nothing else: its results folder (an
+    experiment named by the subsets) holds subset scores only."""
+    for task, manifest in subsets.items():
+        if task not in task_names:
+            raise EvalkitError(f"--subset {manifest['name']} is of task {task}, which this run does not evaluate")
+    full = [name for name in task_names if name not in subsets]
+    if subsets and full:
+        raise EvalkitError(
+            f"a run on quick subsets evaluates subsets only; {', '.join(full)} has none (name one with --subset, or "
+            "run the full tasks apart)"
+        )
+
+
 def load_all(
     specs: list[TaskSpec], selection: SelectionOptions
 ) -> tuple[dict[str, TaskData], list[SkippedTask], list[MissingDataError]]:
-    """Every task's data before any encoding: malformed data stops the run here, missing data skips the task."""
+    """Every task's data before any encoding: malformed data stops the run here, missing data skips the task. A task
+    with a quick subset (``--subset``) is filtered to it here, after checking it is the data the subset was built
+    from (:func:`evalkit.subsets.apply_subset`)."""
     data_dirs = list(selection.data_dirs) or default_data_dirs()
+    subsets = load_subsets(selection.subset, selection.subsets_dir) if selection.subset else {}
     loaded: dict[str, TaskData] = {}
     skipped: list[SkippedTask] = []
     errors: list[MissingDataError] = []
     for spec in specs:
         try:
-            loaded[spec.name] = load_task_data(spec, data_dirs, allow_hub=selection.allow_hub)
+            data = load_task_data(spec, data_dirs, allow_hub=selection.allow_hub)
+            loaded[spec.name] = apply_subset(data, subsets[spec.name]) if spec.name in subsets else data
         except MissingDataError as err:
             skipped.append(SkippedTask(spec.name, str(err)))
             errors.append(err)

@@ -62,6 +62,8 @@ def _check_task_file(path: Path) -> None:
     import mteb
 
     record = read_task_record(path)  # NaN / Infinity are read, then refused
+    if (record.record or {}).get("subset") is not None:  # also an experiment, refused above: said plainly here
+        raise SubmissionError("a quick subset's score, not the full task's: never submitted", file=path, field="subset")
     try:
         where = _non_finite(record.scores)
     except RecursionError:

