@@ -38,14 +38,48 @@ def _emit(text: str, out: Path | None) -> None:
         print(f"written: {out}", file=sys.stderr)
 
 
-def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from evalkit.reports.api import leaderboard
-    from evalkit.reports.leaderboard import render
+def _check_leaderboard_options(args: argparse.Namespace) -> None:
+    """Every option that can be judged before a folder is read, named as typed."""
+    from evalkit.reports.leaderboard_render import check_label
 
     if not 0 <= args.decimals <= MAX_DECIMALS:
         raise EvalkitError(f"must be in [0, {MAX_DECIMALS}], got {args.decimals}", field="--decimals")
-    board = leaderboard(args.results, args.benchmark, each_revision=args.each_revision)
-    _emit(render(board, args.format, decimals=args.decimals), args.out)
+    for flag, value, least in (("--resamples", args.resamples, 1), ("--seed", args.seed, 0)):
+        if value < least:
+            raise EvalkitError(f"must be a whole number of at least {least}, got {value}", field=flag)
+    for flag, value in (("--caption", args.caption), ("--label", args.label)):
+        if value is not None and args.format != "latex":
+            raise EvalkitError("only with --format latex", field=flag)
+    try:
+        check_label(args.label)
+    except EvalkitError as err:
+        raise EvalkitError(err.message, field="--label") from None
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from evalkit.reports.api import leaderboard
+    from evalkit.reports.leaderboard_render import render_board
+
+    _check_leaderboard_options(args)
+    board = leaderboard(
+        args.results,
+        args.benchmark,
+        each_revision=args.each_revision,
+        rank_intervals=args.rank_intervals,
+        resamples=args.resamples,
+        seed=args.seed,
+        speed=args.speed,
+    )
+    text = render_board(
+        board,
+        args.format,
+        decimals=args.decimals,
+        columns=args.columns,
+        transpose_table=args.transpose,
+        caption=args.caption,
+        label=args.label,
+    )
+    _emit(text, args.out)
     return 0
 
 
@@ -139,18 +173,7 @@ def _add_test_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_report_commands(sub: argparse._SubParsersAction) -> None:
-    board = sub.add_parser("leaderboard", help="models × tasks with MTEB's averages and Borda rank")
-    board.add_argument("results", nargs="+", type=Path, help="results folders (any MTEB results layout)")
-    board.add_argument("--benchmark", help='score on a benchmark\'s tasks, e.g. "MTEB(eng, v1)"')
-    board.add_argument("--format", choices=("md", "csv", "html", "latex"), default="md")
-    board.add_argument("--decimals", type=int, default=2)
-    board.add_argument(
-        "--each-revision",
-        action="store_true",
-        help="a row per revision and per experiment (a model's ablations and hybrids beside it), not one per model",
-    )
-    board.add_argument("--out", type=Path, help="write here instead of standard output")
-    board.set_defaults(func=cmd_leaderboard)
+    _add_leaderboard(sub)
 
     diff = sub.add_parser("diff", help="regression check: candidate vs baseline with paired tests (exit 1: regression)")
     diff.add_argument("baseline", type=Path, help="results folder of the baseline run")
@@ -183,3 +206,36 @@ def add_report_commands(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("results", type=Path, help="a results folder written by evalkit run")
     submit.add_argument("--out", type=Path, required=True, help="root of the results repository layout")
     submit.set_defaults(func=cmd_submit)
+
+
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    board = sub.add_parser("leaderboard", help="models × tasks with MTEB's averages and Borda rank")
+    board.add_argument("results", nargs="+", type=Path, help="results folders (any MTEB results layout)")
+    board.add_argument("--benchmark", help='score on a benchmark\'s tasks, e.g. "MTEB(eng, v1)"')
+    board.add_argument("--format", choices=("md", "csv", "html", "latex"), default="md")
+    board.add_argument(
+        "--columns",
+        choices=("means", "types", "tasks"),
+        help="score columns: the means; types (default) adds per-type means; tasks adds every task (CSV: tasks)",
+    )
+    board.add_argument("--decimals", type=int, default=2)
+    board.add_argument(
+        "--each-revision",
+        action="store_true",
+        help="a row per revision and per experiment (a model's ablations and hybrids beside it), not one per model",
+    )
+    board.add_argument(
+        "--rank-intervals",
+        action="store_true",
+        help="95%% rank intervals by two units: within tasks (per-item scores) and across tasks",
+    )
+    board.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the intervals (1000)")
+    board.add_argument("--seed", type=int, default=0, help="seed of the intervals' resampling (default 0)")
+    board.add_argument(
+        "--speed", action="store_true", help="texts/s, tokens/s, peak memory, device, precision from the run records"
+    )
+    board.add_argument("--transpose", action="store_true", help="models as columns, measures as rows")
+    board.add_argument("--caption", help="LaTeX caption (default: the title)")
+    board.add_argument("--label", help="LaTeX label, e.g. tab:leaderboard")
+    board.add_argument("--out", type=Path, help="write here instead of standard output")
+    board.set_defaults(func=cmd_leaderboard)

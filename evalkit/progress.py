@@ -12,6 +12,7 @@ not per cache chunk of thousands of texts, so a slow model on a CPU still shows 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -62,7 +63,8 @@ class BatchBar:
 
     ``chunk_done`` re-syncs it to the exact count at each cache chunk (after an out-of-memory split, say), so the
     bar ends at ``total`` whatever the batches were. Hidden when stderr is not a terminal or ``show_progress`` is
-    off; the core's ``on_batch`` is restored on exit.
+    off; the core's ``on_batch`` is restored on exit. The seconds it was open (the texts missing from the cache
+    tokenized, encoded and cached) are added to ``core.stats["encode_ns"]``: the run record's encode time.
     """
 
     def __init__(self, core: Any, total: int, desc: str) -> None:
@@ -70,14 +72,17 @@ class BatchBar:
         self.bar = tqdm(total=total, desc=desc, unit="text", disable=None if core.show_progress else True)
         self.done = 0
         self._previous: Callable[[int], None] | None = None
+        self._started = 0
 
     def __enter__(self) -> BatchBar:
         self._previous = self.core.on_batch
         self.core.on_batch = self.advance
+        self._started = time.perf_counter_ns()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.core.on_batch = self._previous
+        self.core.stats["encode_ns"] = self.core.stats.get("encode_ns", 0) + time.perf_counter_ns() - self._started
         self.bar.close()
 
     def advance(self, count: int) -> None:

@@ -165,7 +165,15 @@ def _evaluate_all(
         outcome = evaluate_task(spec, datasets[spec.name], models, search_backend=options.retrieval.search_backend)
         finished_at = dt.datetime.now(dt.timezone.utc)
         write_task(
-            layout, spec, datasets[spec.name], outcome, models, options, started_at=started_at, finished_at=finished_at
+            layout,
+            spec,
+            datasets[spec.name],
+            outcome,
+            models,
+            options,
+            started_at=started_at,
+            finished_at=finished_at,
+            stats_before=before,
         )
         written.append(WrittenTask(spec=spec, result_file=layout.task_result(spec.name), outcome=outcome))
         if on_task_done is not None:

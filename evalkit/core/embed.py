@@ -281,6 +281,7 @@ class EmbeddingCore:
     def plan_batches(self, token_ids: list[list[int]]) -> list[np.ndarray]:
         """The forward passes of one chunk: index groups over length-sorted texts, by token budget or count."""
         lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
+        self.stats["tokens"] = self.stats.get("tokens", 0) + int(lengths.sum())  # unpadded, for the run record
         if self.batch_size is not None:
             return fixed_size_batches(lengths, self.batch_size)
         return token_budget_batches(lengths, self.token_budget, self.max_batch_size)

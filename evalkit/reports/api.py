@@ -17,6 +17,7 @@ from evalkit.registry.benchmarks import Benchmark
 from evalkit.reports.compare import compare_runs
 from evalkit.reports.diff import DiffSettings, InvalidSettingError, RunDiff, diff_runs
 from evalkit.reports.leaderboard import Leaderboard, build_leaderboard, leaderboard_of
+from evalkit.reports.leaderboard_stats import IntervalSettings
 from evalkit.results.api import Results
 from evalkit.results.folders import Run, one_per_task, read_run
 
@@ -68,19 +69,30 @@ def leaderboard(
     benchmark: str | Benchmark | None = None,
     *,
     each_revision: bool = False,
+    rank_intervals: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+    speed: bool = False,
 ) -> Leaderboard:
     """Models × tasks with MTEB's means and Borda rank; a row per model (its revisions joined as mteb joins them),
-    or per revision with ``each_revision``. Folders and ``Results`` may be mixed."""
+    or per revision with ``each_revision``. Folders and ``Results`` may be mixed.
+
+    ``rank_intervals``: each row's 95% rank interval by two resampling units, within tasks (per-item scores of
+    evalkit runs) and across tasks (every row with all tasks), from ``resamples`` resamples drawn from ``seed``;
+    ``speed``: encode speed, peak memory, device and precision from the run records. ``.to_dataframe()`` gives the
+    table with these columns; ``.rows`` the same as records."""
+    intervals = IntervalSettings(resamples=resamples, seed=seed) if rank_intervals else None
+    options: dict[str, Any] = {"intervals": intervals, "speed": speed}
     single = isinstance(results_or_folders, (str, Path, Results))
     sources = [results_or_folders] if single else list(results_or_folders)  # type: ignore[arg-type]
     if not any(isinstance(s, Results) for s in sources):
-        return build_leaderboard([Path(s) for s in sources], benchmark, each_revision=each_revision)
+        return build_leaderboard([Path(s) for s in sources], benchmark, each_revision=each_revision, **options)
     logging.getLogger("mteb").setLevel(logging.ERROR)
     loaded: list[tuple[str, list]] = []
     for source in sources:
         results = source if isinstance(source, Results) else _folder_results(source)
         loaded += _rows_of(results, each_revision)
-    return leaderboard_of(loaded, benchmark)
+    return leaderboard_of(loaded, benchmark, **options)
 
 
 def _folder_results(folder: Path | str) -> Results:

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from statistics import fmean
 
+from evalkit.reports.compare_speed import (
+    SPEED_NOTE,
+    TYPE_NOTE,
+    SpeedRow,
+    TypeDelta,
+    rate_cell,
+    ratio_cell,
+    speed_cells,
+    speed_rows,
+    type_cells,
+    type_deltas,
+)
 from evalkit.reports.diff import (
     DiffSettings,
     RunDiff,
@@ -21,7 +32,7 @@ from evalkit.reports.diff import (
 )
 from evalkit.reports.escape import escape_html, escape_markdown
 from evalkit.reports.runs import Run
-from evalkit.reports.svg import Interval, grouped_bars, interval_chart
+from evalkit.reports.svg import Interval, Point, interval_chart, scatter
 
 
 def compare_runs(baseline: Run, runs: Sequence[Run], settings: DiffSettings | None = None) -> list[RunDiff]:
@@ -42,16 +53,6 @@ def _tally(diff: RunDiff) -> tuple[int, int, int]:
     better = sum(1 for t in diff.tasks if t.significant and t.delta > 0)
     worse = sum(1 for t in diff.tasks if t.significant and t.delta < 0)
     return better, len(diff.tasks) - better - worse, worse
-
-
-def _type_means(diff: RunDiff) -> dict[str, tuple[float, float]]:
-    by_type: dict[str, list[TaskComparison]] = {}
-    for task in diff.tasks:
-        by_type.setdefault(task.task_type, []).append(task)
-    return {
-        name: (100 * fmean(t.baseline for t in tasks), 100 * fmean(t.candidate for t in tasks))
-        for name, tasks in sorted(by_type.items())
-    }
 
 
 def _run_label(run: Run, baseline: Run) -> str:
@@ -90,6 +91,11 @@ def format_compare_markdown(diffs: Sequence[RunDiff]) -> str:
         lines.append(f"| {escape_markdown(name)} | {100 * base_score:.2f} | " + " | ".join(cells) + " |")
     tallies = [_tally(d) for d in diffs]
     lines.append("| *better / same / worse* | | " + " | ".join(f"{b} / {s} / {w}" for b, s, w in tallies) + " |")
+    speeds = speed_rows(diffs, labels)
+    lines.append(
+        f"| *texts/s (× baseline)* | {_speed_cell(speeds[0])} | " + " | ".join(map(_speed_cell, speeds[1:])) + " |"
+    )
+    lines += _markdown_speed(speeds) + _markdown_types(diffs, labels)
     for diff, label in zip(diffs, labels, strict=True):
         lines += [
             "",
@@ -106,6 +112,32 @@ def format_compare_markdown(diffs: Sequence[RunDiff]) -> str:
     return "\n".join(lines)
 
 
+def _speed_cell(row: SpeedRow) -> str:
+    """texts/s, with the ratio to the baseline's for a run ("n/a" where either was not measured)."""
+    rate = rate_cell(row.throughput.texts_per_s if row.throughput else None)
+    return rate if row.score_delta is None or row.ratio is None else f"{rate} ({ratio_cell(row)})"
+
+
+def _markdown_speed(speeds: list[SpeedRow]) -> list[str]:
+    columns = list(speed_cells(speeds[0]))
+    lines = ["", "#### Speed and score", "", escape_markdown(SPEED_NOTE), ""]
+    lines += ["| " + " | ".join(columns) + " |", "| --- | " + " | ".join("---:" for _ in columns[1:]) + " |"]
+    for row in speeds:
+        lines.append("| " + " | ".join(escape_markdown(c) or "—" for c in speed_cells(row).values()) + " |")
+    return lines
+
+
+def _markdown_types(diffs: Sequence[RunDiff], labels: list[str]) -> list[str]:
+    lines = ["", "#### Per-type deltas vs the baseline", "", escape_markdown(TYPE_NOTE) + ".", ""]
+    lines += ["| run | type | tasks | delta | CI |", "| --- | --- | ---: | ---: | ---: |"]
+    for diff, label in zip(diffs, labels, strict=True):
+        for found in type_deltas(diff):
+            delta, interval = type_cells(found)
+            cells = [label, found.task_type, str(len(found.tasks)), delta, interval]
+            lines.append("| " + " | ".join(escape_markdown(c) for c in cells) + " |")
+    return lines
+
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 1rem 0; font-variant-numeric: tabular-nums; }
@@ -117,7 +149,7 @@ figure { margin: 1.5rem 0; }
 """
 
 
-def _html_rows(diffs: Sequence[RunDiff], tasks: list[str]) -> list[str]:
+def _html_rows(diffs: Sequence[RunDiff], tasks: list[str], labels: list[str]) -> list[str]:
     rows = []
     for name in tasks:
         found = [next((t for t in d.tasks if t.task == name), None) for d in diffs]
@@ -129,6 +161,8 @@ def _html_rows(diffs: Sequence[RunDiff], tasks: list[str]) -> list[str]:
         )
     tallies = "".join(f"<td>{b} / {s} / {w}</td>" for b, s, w in (_tally(d) for d in diffs))
     rows.append(f"<tr><td><em>better / same / worse</em></td><td></td>{tallies}</tr>")
+    speeds = "".join(f"<td>{escape_html(_speed_cell(row))}</td>" for row in speed_rows(diffs, labels))
+    rows.append(f"<tr><td><em>texts/s (× baseline)</em></td>{speeds}</tr>")
     return rows
 
 
@@ -163,15 +197,54 @@ def _html_charts(diffs: Sequence[RunDiff], labels: list[str]) -> list[str]:
             for t in diff.tasks
         ]
         charts.append(f"<figure>{interval_chart(f'{label} vs baseline: per-task delta', intervals)}</figure>")
-    types = sorted({t.task_type for d in diffs for t in d.tasks})
-    series: list[tuple[str, list[float | None]]] = [
-        ("baseline", [next((m[t][0] for m in map(_type_means, diffs) if t in m), None) for t in types])
+    charts.append(f"<figure>{_type_chart(diffs, labels)}</figure>")
+    speeds = speed_rows(diffs, labels)
+    points = [
+        Point(row.label, row.throughput.texts_per_s, 100 * row.mean_score, baseline=row.score_delta is None)
+        for row in speeds
+        if row.throughput is not None and row.throughput.texts_per_s is not None
     ]
-    for diff, label in zip(diffs, labels, strict=True):
-        means = _type_means(diff)
-        series.append((label, [means[t][1] if t in means else None for t in types]))
-    charts.append(f"<figure>{grouped_bars('Average main score per task type (×100)', types, series)}</figure>")
+    missing = [row.label for row in speeds if row.throughput is None or row.throughput.texts_per_s is None]
+    caption = f"not plotted, speed n/a: {', '.join(missing)}" if missing else ""
+    if points:
+        chart = scatter(
+            "Speed and score", points, x_label="texts per second (encoding)", y_label="mean main score (×100)"
+        )
+        charts.append(f"<figure>{chart}<figcaption>{escape_html(caption)}</figcaption></figure>")
+    else:
+        charts.append(
+            f'<p class="meta">Speed and score: no run encoded a text in its records ({escape_html(caption)}).</p>'
+        )
     return charts
+
+
+def _type_chart(diffs: Sequence[RunDiff], labels: list[str]) -> str:
+    """Per type and run: the mean of its tasks' deltas with its joint-resampling interval (filled: excludes 0)."""
+    intervals = []
+    for diff, label in zip(diffs, labels, strict=True):
+        for found in type_deltas(diff):
+            intervals.append(_type_interval(found, label if len(diffs) > 1 else ""))
+    footer = "mean delta of the type's tasks, points (filled: interval excludes 0)"
+    return interval_chart("Per-type delta vs baseline", intervals, footer=footer)
+
+
+def _type_interval(found: TypeDelta, label: str) -> Interval:
+    return Interval(
+        label=f"{label}: {found.task_type}" if label else found.task_type,
+        value=100 * found.delta,
+        low=100 * found.low if found.low is not None else None,
+        high=100 * found.high if found.high is not None else None,
+        significant=found.excludes_zero,
+    )
+
+
+def _html_speed_table(speeds: list[SpeedRow]) -> str:
+    columns = list(speed_cells(speeds[0]))
+    header = "".join(f"<th>{escape_html(c)}</th>" for c in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape_html(v)}</td>" for v in speed_cells(row).values()) + "</tr>" for row in speeds
+    )
+    return f'<table id="speed"><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablation comparison") -> str:
@@ -179,7 +252,7 @@ def format_compare_html(diffs: Sequence[RunDiff], *, title: str = "evalkit ablat
     tasks = _all_tasks(diffs)
     labels = [_run_label(d.candidate, baseline) for d in diffs]
     header = "".join(f"<th>{escape_html(label)}</th>" for label in labels)
-    rows = _html_rows(diffs, tasks)
+    rows = _html_rows(diffs, tasks, labels)
     charts = _html_charts(diffs, labels)
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     method = escape_html(describe_settings(diffs[0].settings, len(tasks)))
@@ -194,6 +267,11 @@ each run is one family. ▲/▼ significant after Holm, · not significant, ? un
 Cells: score (delta); hover for the interval, adjusted p-value and per-item wins/ties/losses. Generated {generated}.</p>
 <table id="comparison"><thead><tr><th>task</th><th>baseline</th>{header}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
+<h2>Speed and score</h2>
+<p class="meta">{escape_html(SPEED_NOTE)}</p>
+{_html_speed_table(speed_rows(diffs, labels))}
+<h2>Charts</h2>
+<p class="meta">Per-type deltas: {escape_html(TYPE_NOTE)}.</p>
 {"".join(charts)}
 </body></html>
 """

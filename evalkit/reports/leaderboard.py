@@ -1,4 +1,4 @@
-"""Models × tasks, scored as the MTEB leaderboard scores them, rendered as Markdown, CSV, HTML or LaTeX.
+"""Models × tasks, scored as the MTEB leaderboard scores them: the table's data (rendering: ``leaderboard_render``).
 
 Reads any MTEB results folder (the embeddings-benchmark/results repository, its ``results/`` folder, one model's
 folder, one revision folder; every past file format, through mteb's own loader) and evalkit's output.
@@ -8,22 +8,32 @@ The rules are mteb's (``mteb/benchmarks/_create_table.py``): a task's score come
 are plain means that are empty, never partial, when a task is missing; ``Mean (TaskType)`` is the mean of the type
 means; the rank is the Borda rank: per task, each model earns ``n_models - rank`` points (ties share the average
 rank; a task a model did not run earns nothing) and models are ranked by their points, ties taking the best rank.
+
+On request a board also carries each row's 95% rank interval by two resampling units (within tasks, across tasks:
+``evalkit.reports.leaderboard_stats``) and its encode speed from the run records. ``Leaderboard.to_dataframe`` is
+the table the CLI prints, as numbers.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from evalkit.errors import EvalkitError
 from evalkit.registry.benchmarks import Benchmark, get_benchmark
-from evalkit.reports.escape import escape_csv_cell, escape_html, escape_latex, escape_markdown
+from evalkit.reports.leaderboard_stats import (
+    BoardIntervals,
+    IntervalSettings,
+    RowInterval,
+    Speed,
+    board_intervals,
+    speed_of,
+)
 from evalkit.results.benchmark_scores import benchmark_scores
 from evalkit.results.folders import model_folders, read_model_folder, revision_folders
 from evalkit.results.record import UNKNOWN_TYPE, TaskRecord, default_task_registry
@@ -33,6 +43,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("md", "csv", "html", "latex")
+COLUMN_SETS = ("means", "types", "tasks")  # means; + per-type means; + every task
+UNITS = (("within", "within tasks"), ("across", "across tasks"))  # (row attribute, the unit's name)
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,29 @@ class LeaderboardRow:
     mean: float | None
     mean_task_type: float | None
     rank: int = 0
+    within: RowInterval | None = None  # rank interval resampling each task's items (evalkit runs only)
+    across: RowInterval | None = None  # rank interval resampling the tasks
+    published: bool = False  # no per-item scores at all (a published result file): across tasks only
+    speed: Speed | None = None  # from the run records; None: none (a published result file)
+
+    @property
+    def name(self) -> str:
+        """The model with its short revision, as every format names a row."""
+        if not self.revision:
+            return self.model
+        commit, tag = self.revision[:40], self.revision[40:]  # a pinned commit, then evalkit's tags
+        is_commit = len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
+        return f"{self.model} ({commit[:12] + tag if is_commit else self.revision})"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One value column: its header, what it holds (``score`` 0-1, ``rank``, ``flag``, ``rate``, ``mib``,
+    ``text``) and how a row's value is read."""
+
+    header: str
+    kind: str
+    value: Callable[[LeaderboardRow], Any]
 
 
 @dataclass(frozen=True)
@@ -53,17 +88,83 @@ class Leaderboard:
     task_types: dict[str, str]  # task → type
     types: list[str]
     rows: list[LeaderboardRow]  # best rank first
+    intervals: BoardIntervals | None = None  # both units' results (settings, notes), when asked for
+    speed: bool = False  # the rows carry speed
 
-    def to_dataframe(self) -> pd.DataFrame:
-        """One row per leaderboard row, the CLI's columns (rank, model, revision, means, type means, tasks), 0-1
-        scale; a missing score is NaN."""
+    def score_columns(self, columns: str = "tasks") -> list[Column]:
+        """The score columns of a column set: ``means``; ``types`` adds the per-type means; ``tasks`` every task."""
+        if columns not in COLUMN_SETS:
+            raise EvalkitError(f"unknown column set '{columns}' (known: {', '.join(COLUMN_SETS)})", field="columns")
+        found = [Column("Mean (Task)", "score", _get("mean")), Column("Mean (TaskType)", "score", _get("mtt"))]
+        if columns != "means":
+            found += [Column(f"{t} (mean)", "score", _get("type", t)) for t in self.types]
+        if columns == "tasks":
+            found += [Column(name, "score", _get("task", name)) for name in self.tasks]
+        return found
+
+    def interval_columns(self) -> list[Column]:
+        """Per unit: the observed rank by the benchmark mean, the interval's ends, separable from the next."""
+        if self.intervals is None:
+            return []
+        found = []
+        for attribute, unit in UNITS:
+            found += [
+                Column(f"Rank {unit}", "rank", _interval(attribute, "rank")),
+                Column(f"Rank {unit} (low)", "rank", _interval(attribute, "low")),
+                Column(f"Rank {unit} (high)", "rank", _interval(attribute, "high")),
+                Column(f"Separable {unit}", "flag", _interval(attribute, "separable_below")),
+            ]
+        return found
+
+    def speed_columns(self) -> list[Column]:
+        if not self.speed:
+            return []
+        return [
+            Column("Texts/s", "rate", _speed("texts_per_s")),
+            Column("Tokens/s", "rate", _speed("tokens_per_s")),
+            Column("Peak RSS (MiB)", "mib", _speed("peak_rss_mib")),
+            Column("Device", "text", _speed("device")),
+            Column("Precision", "text", _speed("precision")),
+        ]
+
+    def columns(self, columns: str = "tasks") -> list[Column]:
+        """Every value column after rank, model and revision, in the order every format shows them."""
+        return [*self.interval_columns(), *self.score_columns(columns), *self.speed_columns()]
+
+    def to_dataframe(self, columns: str = "tasks") -> pd.DataFrame:
+        """One row per leaderboard row, the CLI's CSV columns (rank, model, revision, then :meth:`columns`);
+        scores on the 0-1 scale, a missing score NaN; ranks as nullable integers, flags as nullable booleans."""
         import pandas as pd
 
-        columns = _columns(self)
-        records = [
-            [row.rank, row.model, row.revision, *(_or_nan(_value(row, key)) for _, key in columns)] for row in self.rows
-        ]
-        return pd.DataFrame(records, columns=["Rank (Borda)", "Model", "Revision", *(name for name, _ in columns)])
+        chosen = self.columns(columns)
+        frame = pd.DataFrame(
+            [[row.rank, row.model, row.revision, *(c.value(row) for c in chosen)] for row in self.rows],
+            columns=["Rank (Borda)", "Model", "Revision", *(c.header for c in chosen)],
+        )
+        for column in chosen:
+            dtype = {"rank": "Int64", "flag": "boolean", "text": "object"}.get(column.kind, "float64")
+            frame[column.header] = frame[column.header].astype(dtype)
+        return frame
+
+
+def _get(kind: str, name: str = "") -> Callable[[LeaderboardRow], float | None]:
+    if kind == "mean":
+        return lambda row: row.mean
+    if kind == "mtt":
+        return lambda row: row.mean_task_type
+    return lambda row: (row.per_type if kind == "type" else row.per_task).get(name)
+
+
+def _interval(attribute: str, field: str) -> Callable[[LeaderboardRow], Any]:
+    def value(row: LeaderboardRow) -> Any:
+        interval = getattr(row, attribute)
+        return None if interval is None else getattr(interval, field)
+
+    return value
+
+
+def _speed(field: str) -> Callable[[LeaderboardRow], Any]:
+    return lambda row: None if row.speed is None else getattr(row.speed, field)
 
 
 def _unbenchmarked_scores(records: list[TaskRecord], tasks: list[str]) -> dict[str, float | None]:
@@ -134,8 +235,55 @@ def _plain_rows(loaded: Loaded, tasks: list[str], task_types: dict[str, str]) ->
     return rows
 
 
-def leaderboard_of(loaded: Loaded, benchmark: str | Benchmark | None = None) -> Leaderboard:
-    """The leaderboard over already-read records: a row per (label, records), scored by the one rule."""
+def _unique_keys(rows: Sequence[LeaderboardRow]) -> list[str]:
+    """A distinct key per row (its name; a repeated name gets ``#2``, ``#3``): the rank intervals' model names."""
+    keys: list[str] = []
+    for row in rows:
+        key, count = row.name, 1
+        while key in keys:
+            count += 1
+            key = f"{row.name} #{count}"
+        keys.append(key)
+    return keys
+
+
+def _with_extras(
+    rows: list[LeaderboardRow],
+    loaded: Loaded,
+    context: tuple[list[str], Benchmark | None],
+    intervals: IntervalSettings | None,
+    speed: bool,
+) -> tuple[list[LeaderboardRow], BoardIntervals | None]:
+    """The rows with their speed and rank intervals attached (rows and ``loaded`` in the same order)."""
+    records = [list(group) for _, group in loaded]
+    if speed:
+        rows = [dataclasses.replace(row, speed=speed_of(group)) for row, group in zip(rows, records, strict=True)]
+    if intervals is None:
+        return rows, None
+    keys = _unique_keys(rows)
+    inputs = {key: (group, row.per_task) for key, group, row in zip(keys, records, rows, strict=True)}
+    found = board_intervals(inputs, context[0], context[1], intervals)
+    attached = [
+        dataclasses.replace(
+            row,
+            within=found.row(found.within, key),
+            across=found.row(found.across, key),
+            published=key in found.published,
+        )
+        for key, row in zip(keys, rows, strict=True)
+    ]
+    return attached, found
+
+
+def leaderboard_of(
+    loaded: Loaded,
+    benchmark: str | Benchmark | None = None,
+    *,
+    intervals: IntervalSettings | None = None,
+    speed: bool = False,
+) -> Leaderboard:
+    """The leaderboard over already-read records: a row per (label, records), scored by the one rule;
+    ``intervals``: each row's rank intervals by both units; ``speed``: each row's encode speed."""
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     if bench is not None:
         tasks = list(bench.task_names)
@@ -145,19 +293,31 @@ def leaderboard_of(loaded: Loaded, benchmark: str | Benchmark | None = None) -> 
         task_types = _task_types(loaded)
         tasks = list(task_types)
         rows = _plain_rows(loaded, tasks, task_types)
+    rows, found = _with_extras(rows, loaded, (tasks, bench), intervals, speed)
     types = list(dict.fromkeys(task_types[name] for name in tasks))
     ranks = borda_ranks([row.per_task for row in rows])
     ranked = sorted(
-        (LeaderboardRow(**{**row.__dict__, "rank": rank}) for row, rank in zip(rows, ranks, strict=True)),
+        (dataclasses.replace(row, rank=rank) for row, rank in zip(rows, ranks, strict=True)),
         key=lambda r: (r.rank, -(r.mean if r.mean is not None else -math.inf), r.model),
     )
     return Leaderboard(
-        benchmark=bench.name if bench else None, tasks=tasks, task_types=task_types, types=types, rows=ranked
+        benchmark=bench.name if bench else None,
+        tasks=tasks,
+        task_types=task_types,
+        types=types,
+        rows=ranked,
+        intervals=found,
+        speed=speed,
     )
 
 
 def build_leaderboard(
-    paths: Sequence[Path], benchmark: str | Benchmark | None = None, *, each_revision: bool = False
+    paths: Sequence[Path],
+    benchmark: str | Benchmark | None = None,
+    *,
+    each_revision: bool = False,
+    intervals: IntervalSettings | None = None,
+    speed: bool = False,
 ) -> Leaderboard:
     """A row per model folder, its revisions joined as mteb joins them; ``each_revision``: a row per revision
     folder instead, so a model's ablations and hybrids (``+retrieval-hybrid...``) rank beside it."""
@@ -166,136 +326,12 @@ def build_leaderboard(
     if each_revision:
         folders = revision_folders(folders)
     registry = default_task_registry()
-    return leaderboard_of([(f.name.replace("__", "/"), read_model_folder(f, registry)) for f in folders], benchmark)
+    loaded = [(f.name.replace("__", "/"), read_model_folder(f, registry)) for f in folders]
+    return leaderboard_of(loaded, benchmark, intervals=intervals, speed=speed)
 
 
-def _or_nan(value: float | None) -> float:
-    return math.nan if value is None else value
+def render(board: Leaderboard, fmt: str, *, decimals: int = 2, **options: Any) -> str:
+    """The board as Markdown, CSV, HTML or LaTeX (``evalkit.reports.leaderboard_render.render_board``)."""
+    from evalkit.reports.leaderboard_render import render_board
 
-
-def _columns(board: Leaderboard) -> list[tuple[str, str]]:
-    """(header, key) for every score column: means, type means, then tasks."""
-    columns = [("Mean (Task)", "mean"), ("Mean (TaskType)", "mean_task_type")]
-    columns += [(f"{t} (mean)", f"type:{t}") for t in board.types]
-    columns += [(name, f"task:{name}") for name in board.tasks]
-    return columns
-
-
-def _value(row: LeaderboardRow, key: str) -> float | None:
-    if key == "mean":
-        return row.mean
-    if key == "mean_task_type":
-        return row.mean_task_type
-    kind, name = key.split(":", 1)
-    return (row.per_type if kind == "type" else row.per_task).get(name)
-
-
-def _best(board: Leaderboard, key: str) -> float | None:
-    values = [v for row in board.rows if (v := _value(row, key)) is not None]
-    return max(values) if values else None
-
-
-@dataclass(frozen=True)
-class _Cells:
-    """How one board's cells print: ×100 with fixed decimals, the best of each column marked, missing empty."""
-
-    board: Leaderboard
-    decimals: int
-
-    @cached_property
-    def columns(self) -> list[tuple[str, str]]:
-        return _columns(self.board)
-
-    @cached_property
-    def best(self) -> dict[str, float | None]:
-        return {key: _best(self.board, key) for _, key in self.columns}
-
-    def cell(self, row: LeaderboardRow, key: str, mark: tuple[str, str]) -> str:
-        value = _value(row, key)
-        if value is None:
-            return ""
-        text = f"{100 * value:.{self.decimals}f}"
-        best = self.best[key]
-        return f"{mark[0]}{text}{mark[1]}" if best is not None and value == best else text
-
-    def row(self, row: LeaderboardRow, mark: tuple[str, str]) -> list[str]:
-        return [self.cell(row, key, mark) for _, key in self.columns]
-
-
-def _model_name(row: LeaderboardRow) -> str:
-    if not row.revision:
-        return row.model
-    commit, tag = row.revision[:40], row.revision[40:]  # a pinned commit, then evalkit's tags (+retrieval-...)
-    is_commit = len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
-    return f"{row.model} ({commit[:12] + tag if is_commit else row.revision})"
-
-
-def _csv(cells: _Cells) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    names = ["Rank (Borda)", "Model", "Revision", *(name for name, _ in cells.columns)]
-    writer.writerow([escape_csv_cell(text) for text in names])  # task names are headers: "=cmd|..." too
-    for row in cells.board.rows:
-        values = [row.rank, row.model, row.revision or "", *cells.row(row, ("", ""))]
-        writer.writerow([escape_csv_cell(text) for text in values])
-    return buffer.getvalue()
-
-
-def _markdown(cells: _Cells) -> str:
-    board = cells.board
-    title = f"Leaderboard: {escape_markdown(board.benchmark)}" if board.benchmark else "Leaderboard"
-    lines = [
-        f"### {title}",
-        "",
-        "| Rank (Borda) | Model | " + " | ".join(escape_markdown(h) for h, _ in cells.columns) + " |",
-        "| ---: | --- | " + " | ".join("---:" for _ in cells.columns) + " |",
-    ]
-    for row in board.rows:
-        values = cells.row(row, ("**", "**"))
-        lines.append(f"| {row.rank} | {escape_markdown(_model_name(row))} | " + " | ".join(values) + " |")
-    lines += ["", "Scores ×100; bold: best in the column; empty: missing (a mean with a missing task is empty)."]
-    return "\n".join(lines) + "\n"
-
-
-def _latex(cells: _Cells) -> str:
-    spec = "r l " + " ".join("r" for _ in cells.columns)
-    lines = [
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\hline",
-        "Rank & Model & " + " & ".join(escape_latex(h) for h, _ in cells.columns) + " \\\\",
-        "\\hline",
-    ]
-    for row in cells.board.rows:
-        values = cells.row(row, ("\\textbf{", "}"))
-        lines.append(f"{row.rank} & {escape_latex(_model_name(row))} & " + " & ".join(values) + " \\\\")
-    lines += ["\\hline", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def _html(cells: _Cells) -> str:
-    board = cells.board
-    header = "".join(f"<th>{escape_html(h)}</th>" for h, _ in cells.columns)
-    body = []
-    for row in board.rows:
-        values = "".join(f"<td>{value}</td>" for value in cells.row(row, ("<strong>", "</strong>")))
-        body.append(f"<tr><td>{row.rank}</td><td>{escape_html(_model_name(row))}</td>{values}</tr>")
-    title = f"Leaderboard: {board.benchmark}" if board.benchmark else "Leaderboard"
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape_html(title)}</title>'
-        "<style>body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse;"
-        "font-variant-numeric:tabular-nums}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-        "td:nth-child(2),th:nth-child(2){text-align:left}</style></head><body>"
-        f'<h1>{escape_html(title)}</h1><table id="leaderboard"><thead><tr><th>Rank (Borda)</th><th>Model</th>'
-        f"{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        "<p>Scores ×100; bold: best in the column; empty: missing.</p></body></html>\n"
-    )
-
-
-_RENDERERS = {"md": _markdown, "csv": _csv, "html": _html, "latex": _latex}
-
-
-def render(board: Leaderboard, fmt: str, *, decimals: int = 2) -> str:
-    """Scores ×100 with fixed decimals; the best value of each column marked; missing cells empty."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
-    return _RENDERERS[fmt](_Cells(board, decimals))
+    return render_board(board, fmt, decimals=decimals, **options)

@@ -1,4 +1,4 @@
-"""Two small inline-SVG charts for the comparison report: no JavaScript, no CDN, readable offline and in a PR.
+"""Small inline-SVG charts for the comparison report: no JavaScript, no CDN, readable offline and in a PR.
 
 Every label goes through ``escape_html``: the charts carry model and task names from result files.
 """
@@ -33,8 +33,14 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((high - first) / step) + 1)]
 
 
-def interval_chart(title: str, intervals: Sequence[Interval], *, width: int = 720) -> str:
-    """Per-task deltas (points) with their confidence intervals; a filled dot marks a significant change."""
+def interval_chart(
+    title: str,
+    intervals: Sequence[Interval],
+    *,
+    width: int = 720,
+    footer: str = "delta vs baseline, points (filled: significant after Holm)",
+) -> str:
+    """Deltas (points) with their confidence intervals, one row each; a filled dot marks a significant change."""
     row_height, label_width, top, bottom = 22, 220, 34, 44
     height = top + bottom + row_height * max(len(intervals), 1)
     values = [0.0] + [v for i in intervals for v in (i.value, i.low, i.high) if v is not None and math.isfinite(v)]
@@ -77,60 +83,75 @@ def interval_chart(title: str, intervals: Sequence[Interval], *, width: int = 72
         )
     parts.append(
         f'<text x="{(plot_left + plot_right) / 2}" y="{height - 4}" text-anchor="middle" fill="#555">'
-        "delta vs baseline, points (filled: significant after Holm)</text></svg>"
+        f"{escape_html(footer)}</text></svg>"
     )
     return "".join(parts)
 
 
-def grouped_bars(
-    title: str, groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, width: int = 720
-) -> str:
-    """Bars per group (task type), one colour per series (run); a missing value draws no bar."""
-    height, top, bottom, left = 300, 34, 70, 50
-    values = [v for _, vs in series for v in vs if v is not None and math.isfinite(v)]
-    high = max([*values, 1.0]) * 1.08
-    low = min([*values, 0.0])
-    low = min(0.0, low * 1.08)
-    plot_bottom, plot_top = height - bottom, top
-    group_width = (width - left - 10) / max(len(groups), 1)
-    bar_width = group_width * 0.8 / max(len(series), 1)
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float  # texts per second
+    y: float  # mean main score, points
+    baseline: bool = False
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """1, 2, 5 × powers of ten inside [low, high] (a log axis)."""
+    ticks = [
+        m * 10.0**e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)
+    ]
+    return [t for t in ticks if low <= t <= high]
+
+
+def scatter(title: str, points: Sequence[Point], *, x_label: str, y_label: str, width: int = 720) -> str:
+    """One labelled point per run (the baseline drawn hollow); x on a log scale when it spans a factor over 20."""
+    height, top, bottom, left, right = 340, 34, 52, 64, 150
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    log_x = min(xs) > 0 and max(xs) / min(xs) > 20
+    x_low, x_high = (min(xs) / 1.3, max(xs) * 1.3) if log_x else (0.0, max(xs) * 1.15 or 1.0)
+    y_pad = max((max(ys) - min(ys)) * 0.15, 0.5)
+    y_low, y_high = min(ys) - y_pad, max(ys) + y_pad
+    plot_right, plot_bottom = width - right, height - bottom
+
+    def x(value: float) -> float:
+        share = (math.log(value / x_low) / math.log(x_high / x_low)) if log_x else (value - x_low) / (x_high - x_low)
+        return left + share * (plot_right - left)
 
     def y(value: float) -> float:
-        return plot_bottom - (value - low) / (high - low) * (plot_bottom - plot_top)
+        return plot_bottom - (value - y_low) / (y_high - y_low) * (plot_bottom - top)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart scatter" role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" {_FONT}>',
         f"<title>{escape_html(title)}</title>",
         f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">{escape_html(title)}</text>',
     ]
-    for tick in _ticks(low, high):
+    for tick in _log_ticks(x_low, x_high) if log_x else _ticks(x_low, x_high):
         parts.append(
-            f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top}" y2="{plot_bottom}" stroke="#eee"/>'
+            f'<text x="{x(tick):.1f}" y="{plot_bottom + 16}" text-anchor="middle" fill="#555">{tick:g}</text>'
+        )
+    for tick in _ticks(y_low, y_high):
+        parts.append(
+            f'<line x1="{left}" x2="{plot_right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
             f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" fill="#555">{tick:g}</text>'
         )
-    for g, group in enumerate(groups):
-        start = left + g * group_width + group_width * 0.1
-        for s, (name, series_values) in enumerate(series):
-            value = series_values[g]
-            if value is None or not math.isfinite(value):
-                continue
-            top_y, base_y = y(max(value, 0.0)), y(min(value, 0.0))
-            parts.append(
-                f'<rect class="bar" x="{start + s * bar_width:.1f}" y="{top_y:.1f}" width="{bar_width * 0.92:.1f}" '
-                f'height="{max(base_y - top_y, 0.5):.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
-                f"<title>{escape_html(name)} · {escape_html(group)}: {value:.2f}</title></rect>"
-            )
+    for index, point in enumerate(points):
+        colour = PALETTE[index % len(PALETTE)]
+        fill = "white" if point.baseline else colour
         parts.append(
-            f'<text x="{start + group_width * 0.4:.1f}" y="{plot_bottom + 16}" text-anchor="middle">'
-            f"{escape_html(group)}</text>"
+            f'<circle class="run-point" cx="{x(point.x):.1f}" cy="{y(point.y):.1f}" r="5" fill="{fill}" '
+            f'stroke="{colour}" stroke-width="2"><title>{escape_html(point.label)}: {point.x:,.1f} texts/s, '
+            f"{point.y:.2f}</title></circle>"
+            f'<text class="run-label" x="{x(point.x) + 8:.1f}" y="{y(point.y) + 4:.1f}">'
+            f"{escape_html(point.label)}</text>"
         )
-    for s, (name, _) in enumerate(series):
-        legend_y = plot_bottom + 34 + 14 * (s // 3)
-        legend_x = left + (s % 3) * 220
-        parts.append(
-            f'<rect x="{legend_x}" y="{legend_y - 9}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>'
-            f'<text x="{legend_x + 14}" y="{legend_y}">{escape_html(name)}</text>'
-        )
-    parts.append("</svg>")
+    scale = " (log scale)" if log_x else ""
+    parts.append(
+        f'<text x="{(left + plot_right) / 2}" y="{height - 8}" text-anchor="middle" fill="#555">'
+        f"{escape_html(x_label)}{scale}</text>"
+        f'<text x="14" y="{(top + plot_bottom) / 2}" text-anchor="middle" fill="#555" '
+        f'transform="rotate(-90 14 {(top + plot_bottom) / 2})">{escape_html(y_label)}</text></svg>'
+    )
     return "".join(parts)

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from functools import cache
 from importlib import metadata
@@ -21,6 +22,7 @@ from typing import Any
 
 from evalkit import __version__
 from evalkit.evaluators.outcome import TaskOutcome
+from evalkit.loaders.corpus_store import remembered_content_sha256
 from evalkit.records import (
     AnswerRetrievalSplit,
     Corpus,
@@ -34,6 +36,7 @@ from evalkit.records import (
     TaskData,
 )
 from evalkit.registry.tasks import TaskSpec
+from evalkit.results.throughput import compute_seconds
 
 _PACKAGES = (
     "torch",
@@ -82,11 +85,9 @@ def _memory_gib() -> float | None:
 
 @cache
 def machine_info() -> dict[str, Any]:
-    import torch
+    from evalkit.cache.torch_facts import torch_facts  # asks torch only when no warm-run memo answers
 
-    gpus = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    )
+    torch_threads, gpus = torch_facts()
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
@@ -94,7 +95,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gib": _memory_gib(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch_threads,
         "gpus": gpus,
     }
 
@@ -116,8 +117,8 @@ def _corpus_sha256(corpus: Corpus) -> str:
 
 def _corpus(digest: Any, corpus: Corpus, seen: dict[int, str]) -> None:
     """A corpus by its own checksum, computed once per object (MKQA's languages share one corpus)."""
-    if id(corpus) not in seen:
-        seen[id(corpus)] = _corpus_sha256(corpus)
+    if id(corpus) not in seen:  # remembered beside the corpus's parsed form (evalkit/loaders/corpus_store.py)
+        seen[id(corpus)] = remembered_content_sha256(corpus, CONTENT_SCHEME, _corpus_sha256)
     _update(digest, "corpus", seen[id(corpus)])
 
 
@@ -191,8 +192,13 @@ def run_record(
     started_at: dt.datetime,
     finished_at: dt.datetime,
     command: list[str] | None,
+    throughput: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The record of one task's result. ``throughput`` (:func:`evalkit.results.throughput.task_throughput`): how
+    fast its vectors were computed and how many came from the cache; ``timings.compute_s`` is the encode, search
+    and score time of every split, so a reader can tell it from mteb's ``evaluation_time`` (wall time) and, with
+    ``timings.cached_share``, see when a fast task only read its vectors from the cache."""
+    record: dict[str, Any] = {
         "evalkit_version": __version__,
         "command": command,
         "started_at": started_at.isoformat(),
@@ -208,8 +214,13 @@ def run_record(
         "warnings": outcome.warnings,  # degenerate-but-valid data, e.g. every judgement grade 0
         "timings": {
             "evaluation_time_s": outcome.evaluation_time_s,
+            "compute_s": compute_seconds(s.timings for s in outcome.splits),
+            "cached_share": throughput.get("cached_share") if throughput is not None else None,
             "splits": {f"{s.split}/{s.hf_subset}": s.timings for s in outcome.splits},
         },
         "packages": package_versions(),
         "machine": machine_info(),
     }
+    if throughput is not None:
+        record["throughput"] = dict(throughput)
+    return record

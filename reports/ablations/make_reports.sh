@@ -16,3 +16,7 @@ done
 .venv/bin/evalkit compare "$BASE/experiments/pooling_cls" "$BASE/experiments/max_length_128" "$BASE/experiments/normalize_False" \
   --baseline "$BASE" --title "all-MiniLM-L6-v2 ablations: pooling, max length, normalisation" \
   --html reports/ablations/all.html --markdown reports/ablations/all.md
+# The int8 ONNX copy of the model (its runs from reports/models/run_models.sh) against the fp32 runs above.
+.venv/bin/evalkit compare reports/models/runs/all-MiniLM-L6-v2-int8-onnx/local-8199be6f699a --baseline "$BASE" \
+  --title "all-MiniLM-L6-v2: int8 ONNX copy vs fp32" \
+  --html reports/ablations/int8-onnx.html --markdown reports/ablations/int8-onnx.md > /dev/null
