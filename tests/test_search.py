@@ -200,3 +200,29 @@ def test_faiss_backend_without_faiss_says_how_to_install_it(vectors, monkeypatch
     queries, docs = vectors
     with pytest.raises(EvalkitError, match=r"evalkit\[faiss\]"):
         exact_top_k(queries, docs, 5, search_backend="faiss")
+
+
+def test_exact_ties_at_the_cut_keep_the_smaller_index() -> None:
+    """Duplicates of a document tie exactly; where the tie straddles the k-th place, the earliest documents stay,
+    whichever worker or chunk met them first."""
+    rng = np.random.default_rng(9)
+    queries, docs = rng.normal(size=(30, 32)).astype(np.float32), rng.normal(size=(2000, 32)).astype(np.float32)
+    docs[1500:1510] = docs[3]
+    expected_indices, _ = brute_force(queries, docs, 100)
+    for threads in (1, 2, 3):
+        top = exact_top_k(queries, [docs[:900], docs[900:]], 100, doc_chunk=500, query_block=16, threads=threads)
+        assert np.array_equal(top.indices, expected_indices)
+
+
+def test_chunk_reader_reads_what_the_map_holds(tmp_path: Path) -> None:
+    from evalkit.search.corpus_chunks import ChunkReader
+
+    values = np.arange(5000 * 24, dtype=np.float32).reshape(5000, 24)
+    np.save(tmp_path / "v.npy", values)
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    reader = ChunkReader()
+    for start, stop in [(0, 7), (1000, 3000), (4990, 5000)]:
+        got = reader.read(mapped[start:stop])
+        assert not isinstance(got, np.memmap) and np.array_equal(got, values[start:stop])
+    assert reader.read(values[10:20]) is not None and np.array_equal(reader.read(values[::2][:5]), values[::2][:5])
+    reader.close()

@@ -134,14 +134,14 @@ def search_shards(
 def merge(parts: Sequence[TopK], k: int) -> TopK:
     """Per query, the best ``k`` of several top-k lists over disjoint documents: best first, ties by index.
 
-    The k best are picked by partition and only they are sorted (as the local search merges its workers), so
-    of documents tied exactly at the k-th score, which one is kept is arbitrary there too.
+    The k best are picked by partition and only they are sorted (as the local search merges its workers); of
+    documents tied exactly at the k-th score, those of the smallest index are kept, as in the local search.
     """
     scores = np.concatenate([p.scores for p in parts], axis=1)
     indices = np.concatenate([p.indices for p in parts], axis=1)
     k = min(k, scores.shape[1])
     if k < scores.shape[1]:
-        keep = top_k_columns(scores, k)
+        keep = top_k_columns(scores, k, indices.__getitem__)
         scores, indices = np.take_along_axis(scores, keep, axis=1), np.take_along_axis(indices, keep, axis=1)
     scores, indices = best_first(scores, indices)
     return TopK(indices=np.ascontiguousarray(indices), scores=np.ascontiguousarray(scores))

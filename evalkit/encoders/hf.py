@@ -7,7 +7,7 @@ unpickled and are refused with one line (BGE-M3's small head files are the one e
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
+from evalkit.encoders.runtime_probe import PROBE_TEXTS, RuntimeChoice, choose_runtime, host_key, probe_batches
 from evalkit.encoders.st_modules import (
     SentenceHead,
     mark_prompt,
@@ -95,8 +96,45 @@ def load_tokenizer_and_config(folder: Path, **tokenizer_kwargs: Any) -> tuple[ob
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "openvino")  # the CLI offers evalkit.options.sections.RUNTIMES
+GRAPH_RUNTIMES = ("onnx", "openvino")  # runtimes of the exported graph, checked against torch at export
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+SYNTHETIC = ((16, 256), (128, 32))  # (rows, tokens) of the probe's batches when no text was prepared yet
+
+
+def _refuse_graph_runtime(runtime: str, device: str, precision: str, padding_side: str) -> None:
+    """A runtime of the exported graph (ONNX Runtime, OpenVINO) where it is not the checked one: one line."""
+    from evalkit.encoders.onnx_runtime import onnxruntime_available, openvino_available
+
+    if padding_side != "right":
+        raise EvalkitError(
+            f"--runtime {runtime} is checked on right-padded batches only; this model pads on the left: use "
+            "--runtime torch",
+            field="runtime",
+        )
+    if device != "cpu" or precision != "fp32":
+        raise EvalkitError(f"--runtime {runtime} runs fp32 on a CPU only", field="runtime")
+    if not onnxruntime_available():  # the export is checked by ONNX Runtime, whichever runtime runs it
+        raise EvalkitError(
+            f"--runtime {runtime} needs the onnxruntime package (pip install onnxruntime)", field="runtime"
+        )
+    if runtime == "openvino" and not openvino_available():
+        raise EvalkitError("--runtime openvino needs the openvino package (pip install openvino)", field="runtime")
+
+
+def _why_torch_only(device: str, precision: str, padding_side: str) -> str | None:
+    """Why ``auto`` has torch as its one candidate here, or None when ONNX Runtime is one too."""
+    from evalkit.encoders.onnx_runtime import onnxruntime_available
+
+    if device != "cpu":
+        return f"ONNX Runtime runs on a CPU here; {device} runs torch"
+    if precision != "fp32":
+        return f"{precision} runs in torch (reduced precision is not probed)"
+    if padding_side != "right":
+        return "the ONNX export is checked on right-padded batches only; this model pads on the left"
+    if not onnxruntime_available():
+        return "onnxruntime is not installed"
+    return None
 
 
 class HFEncoder:
@@ -106,9 +144,11 @@ class HFEncoder:
     (weights stay fp32, matrix products run in half precision); on a CPU the weights are cast to bf16, which
     oneDNN runs on AMX where the processor has it. Pooling and normalisation are always computed in fp32.
 
-    ``runtime``: ``torch``, ``onnx`` (ONNX Runtime; fp32 on a CPU only) or ``auto``, which takes ONNX Runtime for
-    fp32 on a CPU when it is installed (the fastest faithful path measured, ``reports/bench/fp32_paths.md``) and
-    torch otherwise. The exported graph is kept under ``artifact_dir`` (the embedding cache folder by default).
+    ``runtime``: ``torch``, ``onnx`` (ONNX Runtime; fp32 on a CPU only) or ``auto``: for fp32 on a CPU with ONNX
+    Runtime installed, the faster of the two on this host, measured on the run's first texts when the runtime is
+    first needed and remembered per host and weights (:mod:`evalkit.encoders.runtime_probe`); torch otherwise.
+    ``runtime_choice`` says which ran and why. The exported graph is kept under ``artifact_dir`` (the embedding
+    cache folder by default), the memo in evalkit's own cache folder (a fact of the host, not of one cache).
     """
 
     capabilities: Capabilities = TOKEN_DENSE
@@ -147,8 +187,10 @@ class HFEncoder:
         self._autocast = self.device.type == "cuda" and precision != "fp32"
         self._uses_token_types = "token_type_ids" in self.tokenizer.model_input_names
         self._pad_id = self.tokenizer.pad_token_id or 0
-        self.runtime = self._resolve_runtime(runtime)
         self._artifact_dir = artifact_dir
+        self._probe_texts: list[str] = []
+        self._choice: RuntimeChoice | None = None
+        self._runtime = self._resolve_runtime(runtime)
         _ = self._sentence_head  # its Dense weights checked (and read: they are small) before any work
 
     @classmethod
@@ -158,27 +200,78 @@ class HFEncoder:
         return cls(spec, device=device, precision=precision, runtime=runtime, artifact_dir=artifact_dir)
 
     def _resolve_runtime(self, runtime: str) -> str:
-        from evalkit.encoders.onnx_runtime import onnxruntime_available
-
         if runtime not in RUNTIMES:
             raise EvalkitError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})", field="runtime")
-        onnx_fits = self.device.type == "cpu" and self.precision == "fp32"
         if runtime == "auto":  # the export is checked on right-padded batches only: left padding stays in torch
-            right_padded = self.spec.padding_side == "right"
-            return "onnx" if onnx_fits and right_padded and onnxruntime_available() else "torch"
-        if runtime == "onnx" and self.spec.padding_side != "right":
-            raise EvalkitError(
-                "--runtime onnx is checked on right-padded batches only; this model pads on the left: use "
-                "--runtime torch",
-                field="runtime",
-            )
-        if runtime == "onnx" and not onnx_fits:
-            raise EvalkitError("--runtime onnx runs fp32 on a CPU only", field="runtime")
-        if runtime == "onnx" and not onnxruntime_available():
-            raise EvalkitError(
-                "--runtime onnx needs the onnxruntime package (pip install onnxruntime)", field="runtime"
-            )
+            why_torch = _why_torch_only(self.device.type, self.precision, self.spec.padding_side)
+            if why_torch is None:
+                return "auto"  # measured when first needed (the run's first texts are the probe's shapes)
+            self._choice = RuntimeChoice("torch", "only candidate", why_torch)
+            return "torch"
+        if runtime in GRAPH_RUNTIMES:
+            _refuse_graph_runtime(runtime, self.device.type, self.precision, self.spec.padding_side)
+        if runtime == "openvino" and not self._openvino_fits:
+            raise EvalkitError("--runtime openvino runs plain transformers encoders only", field="runtime")
+        self._choice = RuntimeChoice(runtime, "requested")
         return runtime
+
+    @property
+    def _openvino_fits(self) -> bool:
+        """OpenVINO runs the plain transformers forward; a subclass with forward passes of its own (BGE-M3's heads,
+        SPLADE) runs ONNX Runtime or torch only."""
+        return type(self) is HFEncoder
+
+    @property
+    def runtime(self) -> str:
+        """The runtime that runs the forward pass (``auto`` is resolved here, on first use)."""
+        if self._runtime == "auto":
+            self._choice = self._probe_runtime()
+            self._runtime = self._choice.runtime
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, runtime: str) -> None:
+        """A subclass that builds itself (a model object already in memory) names its runtime directly."""
+        self._runtime = runtime
+        self._choice = RuntimeChoice(runtime, "requested")
+
+    @property
+    def runtime_choice(self) -> dict[str, Any]:
+        """Which runtime runs the model and why (requested, only candidate, probed with its figures, remembered):
+        the run record's ``runtime_choice``."""
+        runtime = self.runtime
+        return (self._choice or RuntimeChoice(runtime, "requested")).record()
+
+    def _probe_runtime(self) -> RuntimeChoice:
+        from evalkit.cache.store import default_cache_dir
+        from evalkit.encoders.onnx_runtime import openvino_available
+
+        openvino = openvino_available() and self._openvino_fits
+        names = ("torch", "onnx", "openvino") if openvino else ("torch", "onnx")
+        candidates = {name: partial(self._embed_with, name) for name in names}
+        setting = {"device": str(self.device), "precision": self.precision, "threads": str(torch.get_num_threads())}
+        choice = choose_runtime(
+            candidates,
+            self._probe_sample,
+            memo_root=default_cache_dir(),  # a fact of the host, whichever cache folder a run names
+            host=host_key(),
+            weights_sha256=self._weights_sha256,
+            setting=setting,
+        )
+        if choice.runtime != "torch":
+            self.__dict__.pop("model", None)  # the probe's torch weights: not needed for the run
+        return choice
+
+    def _probe_sample(self) -> list[list[list[int]]]:
+        """The probe's batches: the longest of the run's first texts as the core batches them, or, when nothing
+        was prepared yet, two batches of synthetic ids at a typical document and query length."""
+        if self._probe_texts:
+            return probe_batches(self.tokenize(self._probe_texts))
+        words = ("evidence", "protein", "claim", "study", "cell", "results", "model", "patients", "levels", "data")
+        return [  # through the tokenizer, so special tokens and the model's length limit hold (tiny models: 64)
+            self.tokenize([" ".join(words[(row + i) % len(words)] for i in range(tokens)) for row in range(rows)])
+            for rows, tokens in SYNTHETIC
+        ]
 
     @cached_property
     def model(self) -> torch.nn.Module:
@@ -220,6 +313,13 @@ class HFEncoder:
         return forward
 
     @cached_property
+    def _openvino_forward(self):
+        """The same exported graph, checked and verified as ONNX Runtime's, compiled by OpenVINO in fp32."""
+        from evalkit.encoders.onnx_runtime import OpenVinoForward
+
+        return OpenVinoForward(self._onnx_forward.path, self._uses_token_types, torch.get_num_threads())
+
+    @cached_property
     def _sentence_head(self) -> SentenceHead:
         """Pooling, Dense modules, Normalize and truncation (built with the encoder: Dense weights are small)."""
         return SentenceHead(self.spec, self.device)
@@ -231,8 +331,12 @@ class HFEncoder:
         if not prompt and spec.default_prompt_name:
             prompt = spec.prompts.get(spec.default_prompt_name, "")
         if not spec.include_prompt:
-            return mark_prompt(texts, prompt)
-        return [prompt + text for text in texts] if prompt else list(texts)
+            prepared = mark_prompt(texts, prompt)
+        else:
+            prepared = [prompt + text for text in texts] if prompt else list(texts)
+        if self._runtime == "auto" and not self._probe_texts:
+            self._probe_texts = prepared[:PROBE_TEXTS]  # the run's own shapes, should the runtime be probed
+        return prepared
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         if self.spec.include_prompt:
@@ -253,15 +357,19 @@ class HFEncoder:
         )
         return encoded["input_ids"]
 
-    @torch.inference_mode()
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        return self._embed_with(self.runtime, token_ids)
+
+    @torch.inference_mode()
+    def _embed_with(self, runtime: str, token_ids: list[list[int]]) -> np.ndarray:
         token_ids, prompt_lengths = split_prompt_lengths(token_ids)
         input_ids, attention_mask = padded_batch(token_ids, self._pad_id, self.spec.padding_side)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-        if self.runtime == "onnx":
-            hidden = self._onnx_forward(inputs["input_ids"], inputs["attention_mask"])
+        if runtime in GRAPH_RUNTIMES:
+            forward = self._onnx_forward if runtime == "onnx" else self._openvino_forward
+            hidden = forward(inputs["input_ids"], inputs["attention_mask"])
         else:
             with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):
                 hidden = self.model(**inputs).last_hidden_state.float()

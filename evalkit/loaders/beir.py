@@ -15,6 +15,7 @@ from pathlib import Path
 
 from evalkit.errors import DataError, MissingDataError
 from evalkit.loaders.checksums import source_file
+from evalkit.loaders.corpus_store import read_corpus_stored
 from evalkit.loaders.jsonl import get_id, get_str, iter_jsonl, iter_lines
 from evalkit.records import Corpus, Qrels, Queries, RetrievalSplit, SourceFile
 
@@ -168,7 +169,7 @@ def load_beir_splits(folder: Path, splits: Sequence[str]) -> tuple[dict[str, Ret
     qrels_paths = {split: require_file(folder, qrels_name(split), f"qrels for split '{split}'") for split in splits}
     corpus_path = require_file(folder, "corpus.jsonl", "corpus")
     queries_path = require_file(folder, "queries.jsonl", "queries")
-    corpus = read_corpus(corpus_path)
+    corpus, corpus_file = read_corpus_stored(corpus_path, read_corpus)  # parsed once, then read back in binary
     all_queries = read_queries(queries_path)
     doc_ids = set(corpus.ids)
     query_ids = set(all_queries.ids)
@@ -178,8 +179,7 @@ def load_beir_splits(folder: Path, splits: Sequence[str]) -> tuple[dict[str, Ret
         keep = [i for i, query_id in enumerate(all_queries.ids) if query_id in qrels]
         queries = Queries(ids=[all_queries.ids[i] for i in keep], texts=[all_queries.texts[i] for i in keep])
         loaded[split] = RetrievalSplit(corpus=corpus, queries=queries, qrels=qrels)
-    files = [corpus_path, queries_path, *qrels_paths.values()]
-    return loaded, [source_file(p) for p in files]
+    return loaded, [corpus_file, *(source_file(p) for p in [queries_path, *qrels_paths.values()])]
 
 
 def load_beir_split(folder: Path, split: str) -> tuple[RetrievalSplit, list[SourceFile]]:

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from evalkit.core import EmbeddingCore
 from evalkit.encoders import build_encoder, build_pair_scorer
 from evalkit.errors import EvalkitError
 from evalkit.options import RunOptions
+from evalkit.pipeline.warm import build_lazily, resolve_remembered
 from evalkit.registry.models import WEIGHTLESS_ADAPTERS, ModelSpec, resolve_model
 from evalkit.results.layout import experiment_kwargs, experiment_name
 from evalkit.search.build import build_retriever, check_task, is_lexical
@@ -81,6 +83,7 @@ class RunModels:
             "device": options.encoding.device,
             "precision": options.encoding.precision,
             "runtime": _fingerprint_of(self.encoder).get("runtime", getattr(self.encoder, "runtime", "torch")),
+            "runtime_choice": getattr(self.encoder, "runtime_choice", None),  # which runtime ran and why
             "search_backend": options.retrieval.search_backend,
             "retrieval": self.retrieval.record(),
             "rerank": self.rerank.record() if self.rerank is not None else None,
@@ -94,7 +97,7 @@ class RunModels:
 
 def resolve_run_model(model: str, options: RunOptions) -> tuple[ModelSpec, str]:
     """The model's spec with the run's overrides and their tag, checked before any data is loaded."""
-    spec, settings_tag = options.overrides.apply(resolve_model(model))
+    spec, settings_tag = options.overrides.apply(resolve_remembered(model, resolve_model))
     preflight.check_model_name(spec.name)
     if spec.adapter == "openai-api" and spec.api_base_url:  # where the API key would go: checked before any data
         from evalkit.encoders.remote_api import check_endpoint
@@ -148,8 +151,9 @@ def build_models(
     cache = EmbeddingCache(options.cache.cache_dir) if options.cache.use_cache else None
     artifact_dir = cache.root if cache is not None else scratch_dir()
     encoding = options.encoding
-    if encoder is None:
-        encoder = build_encoder(model, encoding, artifact_dir=artifact_dir)
+    if encoder is None:  # built when a text misses the cache (evalkit/pipeline/warm.py)
+        build = partial(build_encoder, model, encoding, artifact_dir=artifact_dir)
+        encoder = build_lazily(model, encoding, build, artifact_dir=artifact_dir)
     core = EmbeddingCore(
         token_budget=encoding.token_budget or default_token_budget(encoding.device, encoding.precision),
         batch_size=encoding.batch_size,
@@ -172,12 +176,22 @@ def build_models(
     )
     revision = results_revision(model, encoder)
     changes = experiment_kwargs(settings_tag + retriever.describe()["tag"], encoding.precision)
+    changes = _with_subset(changes, options.selection.subset)
     models = RunModels(
         model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever, changes
     )
     for task_name, task_type in tasks:
         models.check_task(task_name, task_type)
     return models
+
+
+def _with_subset(changes: dict[str, Any] | None, subsets: Sequence[str]) -> dict[str, Any] | None:
+    """A run on quick subsets is an experiment named by them (``subset_<name>``): its scores are never filed where
+    the full task's are (:mod:`evalkit.subsets`)."""
+    if not subsets:
+        return changes
+    names = sorted(set(subsets))
+    return {**(changes or {}), "subset": names[0] if len(names) == 1 else names}
 
 
 def _sparse_model(options: RunOptions, encoder: Any, artifact_dir: Path) -> Any | None:
@@ -220,5 +234,8 @@ def _distributed_backend(
         shard_size=backend_options.shard_size,
         show_progress=options.output.show_progress,
     )
-    backend.settings = encoder_settings(model, encoder, core, options.encoding, artifact_dir=artifact_dir)
+    runtime = getattr(encoder, "runtime", None)  # auto as the driver resolved it: workers run the same runtime
+    backend.settings = encoder_settings(
+        model, encoder, core, options.encoding, runtime=runtime, artifact_dir=artifact_dir
+    )
     return backend

@@ -180,8 +180,11 @@ def parse_task_spec(path: Path, mteb_task: Any | None = None) -> TaskSpec:
     if path.stem != name:
         raise spec.error("name", f"must equal the file name '{path.stem}' so the registry can find it by name")
     use_mteb = spec.get("mteb", bool, True)
-    task = (mteb_task or _mteb_task(name)) if use_mteb else None
-    values = metadata_from_mteb(task) if task is not None else {}
+    values: dict[str, Any] = {}
+    if use_mteb:  # a task mteb defines: its metadata, remembered per mteb version (evalkit/registry/mteb_memo.py)
+        from evalkit.registry.mteb_memo import task_metadata
+
+        values = (metadata_from_mteb(mteb_task) if mteb_task is not None else task_metadata(name)) or {}
     source = "mteb" if values else "spec"
     overrides = _apply_spec_fields(spec, path, values, from_mteb=source == "mteb")
     kind = _kind_of(spec, values, source)
@@ -384,5 +387,7 @@ class TaskRegistry:
 def default_registry() -> TaskRegistry:
     """The spec files, plus every task of the named benchmarks (MTEB(eng, v1/v2), MTEB(cmn, v1), BEIR)."""
     from evalkit.registry.benchmarks import benchmark_task_names  # benchmarks build on this module
+    from evalkit.registry.mteb_memo import LazyNames
 
-    return TaskRegistry(task_spec_dirs(), benchmark_task_names())
+    return TaskRegistry(task_spec_dirs(), LazyNames(benchmark_task_names))  # mteb imported only to list names
+

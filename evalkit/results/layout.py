@@ -27,6 +27,8 @@ _PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # mteb's OutputDTyp
 
 def experiment_name(experiment_kwargs: Mapping[str, Any] | None) -> str | None:
     """The experiment folder's name, as mteb names it (``ModelMeta.experiment_name``); None for the default run."""
+    if not experiment_kwargs:  # mteb's rule for the default run, without importing mteb
+        return None
     from mteb.models.model_meta import _serialize_experiment_kwargs_to_name
 
     name = _serialize_experiment_kwargs_to_name(dict(experiment_kwargs) if experiment_kwargs else None)

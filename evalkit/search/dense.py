@@ -8,7 +8,12 @@ are merged at the end: the filtering and merging then run in parallel too, not j
 
 Extra memory is, per worker, one normalised chunk, one score tile and the running top-k of one query block
 (``query_block × 2k`` scores and indices: the top k plus room for candidates awaiting a merge) — nothing scales
-with the corpus.
+with the corpus. Chunks of a read-only memory map are read into one reused buffer (:class:`ChunkReader`), so no
+page of the corpus stays mapped either.
+
+A large cosine search on a CPU with bf16 instructions (:func:`screens`) screens each tile with a bf16 product and
+scores in float32 only the pairs that, by the product's error bound, could still beat their query's k-th best
+(:mod:`evalkit.search.screened`): the same float32 top k, ties by index, at about twice the matrix-product speed.
 
 A model whose similarity is not cosine (``dot``, ``euclidean``, ``manhattan``: its ``similarity_fn_name``) streams
 the corpus too, but each tile is a whole block of queries against a piece of the corpus aligned to mteb's
@@ -31,12 +36,13 @@ from typing import Literal
 import numpy as np
 
 from evalkit.errors import EvalkitError
-from evalkit.search.corpus_chunks import CorpusChunk, CorpusChunks, release_pages
+from evalkit.search.corpus_chunks import ChunkReader, CorpusChunk, CorpusChunks, release_pages
 from evalkit.search.normalize import ChunkNormalizer, finite_unit_rows, l2_normalized
 from evalkit.search.running_top_k import RunningTopK, best_first, merge_top_k
+from evalkit.search.screened import SCREEN_MIN_SCORES, bf16_screening_available, screened_chunks, single_threaded_torch
 from evalkit.search.similarity import TorchTiles, aligned_ranges, check_similarity, finite_float32_rows
 
-__all__ = ["SEARCH_BACKENDS", "SearchBackend", "TopK", "exact_top_k", "l2_normalized"]
+__all__ = ["SEARCH_BACKENDS", "SearchBackend", "TopK", "exact_top_k", "l2_normalized", "screens"]
 
 SearchBackend = Literal["numpy", "faiss"]
 SEARCH_BACKENDS: tuple[str, ...] = ("numpy", "faiss")
@@ -130,16 +136,26 @@ def _chunked_top_k(
     chunks = list(corpus)
     scores = np.empty((len(queries), k), dtype=np.float32)
     indices = np.empty((len(queries), k), dtype=np.int64)
-    with _single_threaded_blas() or nullcontext() as limited:
-        workers = max(1, min(threads, len(chunks))) if limited is not None else 1
+    screen = screens(len(queries), corpus.n_rows, query_block)
+    search = screened_chunks if screen else _search_chunks
+    with _single_threaded_blas() or nullcontext() as limited, single_threaded_torch() if screen else nullcontext():
+        workers = max(1, min(threads, len(chunks))) if limited is not None or screen else 1
         with ThreadPoolExecutor(workers) as pool:
             for start in range(0, len(queries), query_block):
                 block = queries[start : start + query_block]
                 shares = [chunks[worker::workers] for worker in range(workers)]
-                parts = list(pool.map(_search_chunks, repeat(block), shares, repeat(k)))
+                parts = list(pool.map(search, repeat(block), shares, repeat(k)))
                 stop = start + len(block)
                 scores[start:stop], indices[start:stop] = merge_top_k(parts, k)
     return scores, indices
+
+
+def screens(n_queries: int, n_docs: int, query_block: int = QUERY_BLOCK) -> bool:
+    """Whether a cosine search of this size screens its tiles in bf16 (:mod:`evalkit.search.screened`): on a CPU
+    with bf16 instructions, from ``SCREEN_MIN_SCORES`` queries × documents per query block. Either way the
+    result is the float32 top k; the screened one scores each pair by one float32 dot product rather than a
+    matrix product, so the two can order float32 near-ties (about 1e-7 apart) differently."""
+    return min(n_queries, query_block) * n_docs >= SCREEN_MIN_SCORES and bf16_screening_available()
 
 
 def _torch_top_k(
@@ -165,17 +181,21 @@ def _search_chunks(queries: np.ndarray, chunks: Sequence[CorpusChunk], k: int) -
     """One worker's share: the running top-k of ``queries`` over ``chunks``."""
     best = RunningTopK(len(queries), k)
     unit_rows = ChunkNormalizer()
+    reader = ChunkReader()
     tile_buffer = np.empty(0, dtype=np.float32)
-    for chunk in chunks:
-        docs = unit_rows(chunk.vectors, what="document", first_row=chunk.start)
-        release_pages(chunk.vectors)
-        for first in range(0, len(queries), TILE_QUERIES):
-            block = queries[first : first + TILE_QUERIES]
-            size = len(block) * len(docs)
-            if tile_buffer.size < size:  # reused: a fresh multi-MB array per tile would cost page faults
-                tile_buffer = np.empty(size, dtype=np.float32)
-            tile = np.matmul(block, docs.T, out=tile_buffer[:size].reshape(len(block), len(docs)))
-            best.add_tile(tile, first, chunk.start)
+    try:
+        for chunk in chunks:
+            docs = unit_rows(reader.read(chunk.vectors), what="document", first_row=chunk.start)
+            release_pages(chunk.vectors)
+            for first in range(0, len(queries), TILE_QUERIES):
+                block = queries[first : first + TILE_QUERIES]
+                size = len(block) * len(docs)
+                if tile_buffer.size < size:  # reused: a fresh multi-MB array per tile would cost page faults
+                    tile_buffer = np.empty(size, dtype=np.float32)
+                tile = np.matmul(block, docs.T, out=tile_buffer[:size].reshape(len(block), len(docs)))
+                best.add_tile(tile, first, chunk.start)
+    finally:
+        reader.close()
     best.flush()
     return best
 

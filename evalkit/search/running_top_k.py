@@ -10,7 +10,7 @@ would cost more than the matrix product itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -51,23 +51,55 @@ class RunningTopK:
         """
         rows = slice(first_query, first_query + tile.shape[0])
         if np.isneginf(self.threshold[rows]).any():  # still filling up: everything passes, merge it at once
-            self._merge_dense(tile, rows, first_doc)
+            self._merge_dense(tile, first_doc, rows)
             return
         passing = np.flatnonzero(tile > self.threshold[rows, None])  # flat: several times faster than 2-D nonzero
         if len(passing) == 0:
             return
         query, doc = np.divmod(passing, tile.shape[1])
-        counts = np.bincount(query, minlength=tile.shape[0])
+        self._append(rows, query, doc + first_doc, tile.reshape(-1)[passing], lambda: (tile, first_doc))
+
+    def add_pairs(self, query: np.ndarray, doc: np.ndarray, scores: np.ndarray, rows: slice) -> None:
+        """Offer scattered scores: ``scores[i]`` of query ``rows.start + query[i]`` for document ``doc[i]``
+        (corpus-wide), ``query`` ascending; pairs at or below their query's threshold are dropped here.
+
+        For a screened search, where only the few pairs that can still make the cut were scored exactly. Every
+        query of ``rows`` must already hold k candidates (a finite threshold).
+        """
+        keep = np.flatnonzero(scores > self.threshold[rows][query])
+        if len(keep) == 0:
+            return
+        query, doc, scores = query[keep], doc[keep], scores[keep]
+
+        def as_tile() -> tuple[np.ndarray, int]:  # -inf where nothing passed
+            first_doc = int(doc.min())
+            tile = np.full((rows.stop - rows.start, int(doc.max()) + 1 - first_doc), -np.inf, dtype=np.float32)
+            tile[query, doc - first_doc] = scores
+            return tile, first_doc
+
+        self._append(rows, query, doc, scores, as_tile)
+
+    def _append(
+        self,
+        rows: slice,
+        query: np.ndarray,
+        doc: np.ndarray,
+        scores: np.ndarray,
+        as_tile: Callable[[], tuple[np.ndarray, int]],
+    ) -> None:
+        """Write passing candidates (``query`` ascending, within ``rows``; ``doc`` corpus-wide) behind the current
+        top k; ``as_tile`` gives them as a tile and its first document, for when they overflow the buffer."""
+        counts = np.bincount(query, minlength=rows.stop - rows.start)
         if (counts > self.capacity - self._pending[rows]).any():
             self.flush(rows)
             if (counts > self.capacity).any():  # more than a whole buffer from one tile: merge it directly
-                self._merge_dense(tile, rows, first_doc)
+                self._merge_dense(*as_tile(), rows)
                 return
-        # Candidates come out row by row, so a candidate's slot is its row's fill plus its rank within the row.
-        rank = np.arange(len(query)) - (np.cumsum(counts) - counts)[query]
-        slot = (query + first_query) * self._width + self.k + self._pending[rows][query] + rank
-        self._scores.reshape(-1)[slot] = tile.reshape(-1)[passing]
-        self._indices.reshape(-1)[slot] = doc + first_doc
+        # Candidates come out row by row, so a candidate's slot is its row's next free slot plus its rank in the row.
+        first_slot = np.arange(rows.start, rows.stop) * self._width + self.k + self._pending[rows]
+        slot = (first_slot - (np.cumsum(counts) - counts))[query] + np.arange(len(query))
+        self._scores.reshape(-1)[slot] = scores
+        self._indices.reshape(-1)[slot] = doc
         self._pending[rows] += counts
 
     def flush(self, rows: slice = slice(None)) -> None:
@@ -77,7 +109,7 @@ class RunningTopK:
             return
         used = self.k + int(pending.max())
         scores, indices = self._scores[rows, :used], self._indices[rows, :used]
-        keep = top_k_columns(scores, self.k)
+        keep = top_k_columns(scores, self.k, indices.__getitem__)
         best = np.take_along_axis(scores, keep, axis=1)
         self._indices[rows, : self.k] = np.take_along_axis(indices, keep, axis=1)
         self._scores[rows, : self.k] = best
@@ -85,16 +117,17 @@ class RunningTopK:
         self._pending[rows] = 0
         self.threshold[rows] = best.min(axis=1)
 
-    def _merge_dense(self, tile: np.ndarray, rows: slice, first_doc: int) -> None:
+    def _merge_dense(self, tile: np.ndarray, first_doc: int, rows: slice) -> None:
         self.flush(rows)
         docs = np.arange(first_doc, first_doc + tile.shape[1], dtype=np.int64)
         if tile.shape[1] >= self.k and np.isneginf(self._scores[rows, : self.k]).all():
             # The first chunk: nothing to merge with (and argpartition is slow on the many equal -inf).
-            keep = top_k_columns(tile, self.k)
+            keep = top_k_columns(tile, self.k, lambda _: docs)
             best, best_docs = np.take_along_axis(tile, keep, axis=1), docs[keep]
         else:
             scores = np.concatenate([self._scores[rows, : self.k], tile], axis=1)
-            keep = top_k_columns(scores, self.k)
+            old_docs = self._indices[rows, : self.k]
+            keep = top_k_columns(scores, self.k, lambda row: np.concatenate([old_docs[row], docs]))
             best = np.take_along_axis(scores, keep, axis=1)
             old = np.take_along_axis(self._indices[rows, : self.k], np.minimum(keep, self.k - 1), axis=1)
             best_docs = np.where(keep < self.k, old, first_doc + keep - self.k)
@@ -103,10 +136,18 @@ class RunningTopK:
         self.threshold[rows] = best.min(axis=1)
 
 
-def top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k largest scores, in no order (``k <= scores.shape[1]``)."""
+def top_k_columns(scores: np.ndarray, k: int, indices: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Column indices of each row's k best scores, in no order (``k <= scores.shape[1]``): the k largest, and of
+    scores equal to the k-th largest, those of the smallest documents (``indices(row)``: that row's), so that an
+    exact tie at the cut is decided by index as :func:`best_first` decides it, not by where the scores sit."""
     width = scores.shape[1]
-    return np.argpartition(scores, width - k, axis=1)[:, width - k :]
+    keep = np.argpartition(scores, width - k, axis=1)[:, width - k :]
+    kept = np.take_along_axis(scores, keep, axis=1)
+    kth = kept.min(axis=1, keepdims=True)
+    straddling = np.count_nonzero(scores == kth, axis=1) != np.count_nonzero(kept == kth, axis=1)
+    for row in np.flatnonzero(straddling):  # rare: equal scores on both sides of the cut
+        keep[row] = np.lexsort((indices(row), -scores[row]))[:k]
+    return keep
 
 
 def merge_top_k(parts: Sequence[RunningTopK], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +156,7 @@ def merge_top_k(parts: Sequence[RunningTopK], k: int) -> tuple[np.ndarray, np.nd
         return best_first(parts[0].scores, parts[0].indices)
     scores = np.concatenate([part.scores for part in parts], axis=1)
     docs = np.concatenate([part.indices for part in parts], axis=1)
-    keep = top_k_columns(scores, k)
+    keep = top_k_columns(scores, k, docs.__getitem__)
     return best_first(np.take_along_axis(scores, keep, axis=1), np.take_along_axis(docs, keep, axis=1))
 
 

@@ -20,7 +20,6 @@ from evalkit.errors import EvalkitError
 from evalkit.search.dense import TopK
 from evalkit.search.rerank import RerankStage, rerank_top_k
 from evalkit.search.retriever import Encoded, Retriever, texts_digest
-from evalkit.search.sparse import sparse_scores
 
 if TYPE_CHECKING:
     from evalkit.distributed.ray_backend import ShardedCorpus
@@ -61,6 +60,8 @@ class LexicalSearch:
         return self.model.top_k(self.corpus_texts, self._queries, k, languages=self.languages)
 
     def scores(self, candidates: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from evalkit.search.sparse import sparse_scores  # scipy: imported when sparse rows are scored
+
         queries, documents = self.model.sparse_rows(self.corpus_texts, self._queries, languages=self.languages)
         return sparse_scores(queries, documents, candidates)
 

@@ -18,7 +18,6 @@ from evalkit.core.outputs import MultiVectorRows, SparseRows
 from evalkit.search.dense import SearchBackend, TopK, exact_top_k
 from evalkit.search.multivector import maxsim_rerank, maxsim_scores
 from evalkit.search.retriever import Encoded, Encodings, dense_rows
-from evalkit.search.sparse import sparse_scores, sparse_top_k
 
 
 def _sparse(encoded: Encoded | None) -> SparseRows:
@@ -99,10 +98,14 @@ class SparseRetriever(_OverEncodings):
     def search(
         self, query_texts: Sequence[str], k: int, *, prompt: str = "", languages: Sequence[str] = (), desc: str = ""
     ) -> TopK:
+        from evalkit.search.sparse import sparse_top_k  # scipy: imported when sparse rows are searched
+
         queries, corpus = self._queries(query_texts, prompt, desc, languages)
         return sparse_top_k(_sparse(queries), _sparse(corpus), k)
 
     def scores(self, candidates: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from evalkit.search.sparse import sparse_scores
+
         return sparse_scores(_sparse(self.encodings.queries), _sparse(self.encodings.corpus), candidates)
 
     def describe(self) -> dict[str, Any]:
