@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evalkit.encoders.prompts import prompted_texts
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.encoders.runtime_probe import PROBE_TEXTS, RuntimeChoice, choose_runtime, host_key, probe_batches
 from evalkit.encoders.st_modules import (
@@ -328,12 +329,11 @@ class HFEncoder:
         """The prompt (the model's default prompt when none was resolved) before each text; for a model that pools
         without its prompt, the prompt's end is marked (see :mod:`evalkit.encoders.st_modules`)."""
         spec = self.spec
-        if not prompt and spec.default_prompt_name:
-            prompt = spec.prompts.get(spec.default_prompt_name, "")
-        if not spec.include_prompt:
+        prepared = prompted_texts(spec, texts, prompt)
+        if prepared is None:
+            if not prompt and spec.default_prompt_name:
+                prompt = spec.prompts.get(spec.default_prompt_name, "")
             prepared = mark_prompt(texts, prompt)
-        else:
-            prepared = [prompt + text for text in texts] if prompt else list(texts)
         if self._runtime == "auto" and not self._probe_texts:
             self._probe_texts = prepared[:PROBE_TEXTS]  # the run's own shapes, should the runtime be probed
         return prepared

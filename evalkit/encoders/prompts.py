@@ -200,3 +200,15 @@ class TaskPrompts:
 
 NO_PROMPTS = TaskPrompts()
 """For models without prompts, and for callers that encode outside any task."""
+
+
+def prompted_texts(spec: Any, texts: list[str], prompt: str) -> list[str] | None:
+    """The texts a model that pools over its prompt encodes: the prompt (the model's default prompt when none was
+    resolved) before each. None for a model that pools without its prompt (its texts are marked instead, which
+    needs the encoder: :func:`evalkit.encoders.st_modules.mark_prompt`). One rule for the encoder and for the warm
+    run's stand-in (:class:`evalkit.pipeline.warm.LazyEncoder`), so both prepare the same text for the cache key."""
+    if not spec.include_prompt:
+        return None
+    if not prompt and spec.default_prompt_name:
+        prompt = spec.prompts.get(spec.default_prompt_name, "")
+    return [prompt + text for text in texts] if prompt else list(texts)

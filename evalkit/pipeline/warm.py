@@ -232,11 +232,11 @@ class LazyEncoder:
 
     def prepare(self, texts: list[str], prompt: str) -> list[str]:
         """As the encoder prepares texts (the prompt before each), without building it while it can wait."""
-        spec = self.spec
-        if self._real is not None or not spec.include_prompt:
+        from evalkit.encoders.prompts import prompted_texts
+
+        prepared = prompted_texts(self.spec, texts, prompt) if self._real is None else None
+        if prepared is None:
             return self._encoder().prepare(texts, prompt)
-        if not prompt and spec.default_prompt_name:
-            prompt = spec.prompts.get(spec.default_prompt_name, "")
         if self._first_prepare is None:
             self._first_prepare = (list(texts[:512]), prompt)
-        return [prompt + text for text in texts] if prompt else list(texts)
+        return prepared
