@@ -23,7 +23,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -52,15 +51,6 @@ def code_stamp() -> str:
                 stat = os.stat(path)
                 digest.update(f"{os.path.relpath(path, _PACKAGE)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     return digest.hexdigest()
-
-
-@cache
-def library_version(name: str) -> str:
-    """An installed distribution's version from its metadata (nothing is imported), ``absent`` when missing."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
 
 
 def stat_signature(paths: Iterable[Path]) -> list[list[Any]] | None:

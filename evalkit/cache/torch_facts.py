@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evalkit.cache.memo import library_version, memo_key, memo_root, read_memo, write_memo
+from evalkit.cache.memo import memo_key, memo_root, read_memo, write_memo
+from evalkit.host import library_version, usable_cores
 
 KIND = "torch-facts"
 _ENVIRONMENT = (
@@ -37,10 +38,7 @@ def _devices() -> list[str]:
 
 
 def _key() -> str:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     parts: dict[str, Any] = {
         "torch": library_version("torch"),
         "host": platform.node(),

@@ -12,7 +12,6 @@ Graphs shipped without a tokenizer take it from another registry model (``tokeni
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from evalkit.encoders.pooling import NUMPY_POOLING_MODES, normalized_rows, pool
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
 from evalkit.errors import EvalkitError, UnknownModelError
+from evalkit.host import usable_cores
 from evalkit.loaders.checksums import file_sha256
 from evalkit.registry.models import ModelSpec, resolve_model
 
@@ -29,13 +29,6 @@ _NUMPY_INTS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _NOT_TOKENIZER_SUFFIXES = (".safetensors", ".onnx", ".onnx_data", ".bin", ".pt", ".pth", ".md", ".h5", ".msgpack")
 POOLED_OUTPUT_NAMES = ("sentence_embedding", "sentence_embeddings", "embeddings", "text_embeds")
 """Rank-2 outputs that are the sentence vector; a rank-2 ``pooler_output`` (BERT's CLS + tanh head) is not one."""
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _refuse_what_the_graph_path_does_not_apply(spec: ModelSpec) -> None:
@@ -93,7 +86,7 @@ class OnnxModelEncoder:
                 f"cannot load the tokenizer of '{spec.name}': {str(err).splitlines()[0]}", file=self.tokenizer_path
             ) from None
         self._pad_id = self.tokenizer.pad_token_id or 0
-        self._threads = threads or _available_cpus()
+        self._threads = threads or usable_cores()
         self._input_types = {node.name: _NUMPY_INTS.get(node.type, np.int64) for node in self.session.get_inputs()}
         self.output_name, self.pooled_in_graph = self._pick_output()
 

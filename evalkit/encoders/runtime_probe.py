@@ -27,11 +27,12 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from evalkit.host import library_version, usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -77,26 +78,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity, which a container limits), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
 def host_key() -> dict[str, str]:
     """What makes one runtime faster than another here: the processor, the cores usable, the libraries' versions
     (read from their metadata: nothing is imported)."""
     host = {"cpu": _cpu_model(), "cores": str(usable_cores()), "machine": platform.machine()}
-    host.update({f"version:{name}": _version(name) for name in LIBRARIES})
+    host.update({f"version:{name}": library_version(name) for name in LIBRARIES})
     return host
 
 

@@ -26,7 +26,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from evalkit.cache.memo import library_version, memo_key, memo_root, read_memo, stat_signature, write_memo
+from evalkit.cache.memo import memo_key, memo_root, read_memo, stat_signature, write_memo
+from evalkit.host import library_version, usable_cores
 from evalkit.registry.models import ModelSpec, resolve_model
 
 MODEL_KIND = "resolved-model"
@@ -93,7 +94,7 @@ def _encoder_key(spec: ModelSpec, encoding: Any, artifact_dir: Path | None) -> s
         "files": files,
         "libraries": {name: library_version(name) for name in _LIBRARIES},
         "environment": {name: os.environ.get(name) for name in _THREAD_ENVIRONMENT},
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "artifacts": str(artifact_dir),
         "probe_memos": _probe_memos(artifact_dir),
     }

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.cache.memo import library_version, memo_key, memo_root, read_memo, write_memo
+from evalkit.cache.memo import memo_key, memo_root, read_memo, write_memo
+from evalkit.host import library_version
 
 TASK_KIND = "mteb-task"
 

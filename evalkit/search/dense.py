@@ -25,7 +25,6 @@ with the defaults), one float32 piece and one block's running top-k — still no
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
@@ -36,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from evalkit.errors import EvalkitError
+from evalkit.host import usable_cores
 from evalkit.search.corpus_chunks import ChunkReader, CorpusChunk, CorpusChunks, release_pages
 from evalkit.search.normalize import ChunkNormalizer, finite_unit_rows, l2_normalized
 from evalkit.search.running_top_k import RunningTopK, best_first, merge_top_k
@@ -109,7 +109,7 @@ def exact_top_k(
         scores, indices = faiss_top_k(queries, corpus, k, threads=threads)
         scores, indices = best_first(scores, indices)
     elif similarity == "cosine":
-        n_threads = threads if threads is not None else _available_cpus()
+        n_threads = threads if threads is not None else usable_cores()
         scores, indices = _chunked_top_k(queries, corpus, k, query_block=query_block, threads=n_threads)
     else:
         scores, indices = _torch_top_k(queries, corpus, k, query_block=query_block, doc_piece=doc_chunk, how=similarity)
@@ -213,9 +213,3 @@ def _single_threaded_blas() -> AbstractContextManager[object] | None:
         return None
     return threadpool_limits(limits=1, user_api="blas")
 
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
