@@ -20,7 +20,7 @@ def cmd_subset_report(args: argparse.Namespace) -> int:
     from evalkit.subsets.fidelity_format import format_text
 
     panel = [(label, Path(full), Path(subset)) for label, full, subset in args.run or []]
-    report = subset_fidelity(panel, baseline=args.baseline, settings=_settings(args))
+    report = subset_fidelity(panel, baseline=args.baseline, settings=_settings(args), pairs=not args.no_pairs)
     if args.markdown:
         _write(args.markdown, report.to_markdown())
     if args.json:
@@ -36,7 +36,8 @@ def add_subset_report_command(subset_commands: argparse._SubParsersAction) -> No
         help="fidelity of quick subsets over a panel of runs: rank agreement, score shift, diff verdicts",
         description="Each --run names one run scored on the full tasks and on their quick subsets. Per task: "
         "Spearman and Kendall tau-b between full and subset scores over the panel, mean and largest |shift|, and "
-        "whether diff's verdict against --baseline is the same on the subset. Exit 0, or 2 on bad input.",
+        "whether diff's verdict against --baseline is the same on the subset; and of the pairs of runs the full task "
+        "separates (diff's test on every pair), how many keep their order on the subset. Exit 0, or 2 on bad input.",
     )
     report.add_argument(
         "--run",
@@ -48,6 +49,11 @@ def add_subset_report_command(subset_commands: argparse._SubParsersAction) -> No
     )
     report.add_argument("--baseline", required=True, help="the label every other run is diffed against")
     _add_test_options(report)
+    report.add_argument(
+        "--no-pairs",
+        action="store_true",
+        help="skip the pairwise tests (one full-task diff per pair of runs) and the separable-pair columns",
+    )
     report.add_argument("--markdown", type=Path, help="also write the report as Markdown here")
     report.add_argument("--json", type=Path, help="also write the report as JSON here")
     report.set_defaults(func=cmd_subset_report)

@@ -18,13 +18,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import DataError, EvalkitError
 from evalkit.reports.api import RunSource, as_run
 from evalkit.reports.diff import DiffSettings, RunDiff, TaskComparison, diff_runs
 from evalkit.reports.identity import subset_of
 from evalkit.results.folders import Run
+
+if TYPE_CHECKING:
+    from evalkit.subsets.separable import SeparableSummary
 
 __all__ = ["FidelityReport", "PanelError", "RunScores", "TaskFidelity", "subset_fidelity", "verdict_of"]
 
@@ -85,6 +88,7 @@ class TaskFidelity:
     agreements: int
     disagreements: tuple[str, ...]  # "<label>: <full verdict> on the full task, <subset verdict> on the subset"
     scores: tuple[RunScores, ...] = ()
+    separable: SeparableSummary | None = None  # pairs the full task separates, kept in order? None: not measured
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (NaN as None), scores on the 0-1 scale of the result files."""
@@ -98,6 +102,7 @@ class TaskFidelity:
             "verdicts": self.verdicts,
             "agreements": self.agreements,
             "disagreements": list(self.disagreements),
+            "separable": None if self.separable is None else self.separable.to_dict(),
             "scores": [
                 {
                     "label": s.label,
@@ -128,6 +133,12 @@ class FidelityReport:
         values = [t.kendall for t in self.tasks if math.isfinite(t.kendall)]
         return min(values) if values else math.nan
 
+    @property
+    def min_separable_tau(self) -> float:
+        """The worst task's τ over the pairs the full task separates (NaN when no task has one)."""
+        values = [t.separable.tau for t in self.tasks if t.separable is not None and math.isfinite(t.separable.tau)]
+        return min(values) if values else math.nan
+
     def to_dict(self) -> dict[str, Any]:
         """The whole report as JSON-ready values (no pandas)."""
         return {
@@ -142,6 +153,7 @@ class FidelityReport:
             "tasks": [t.to_dict() for t in self.tasks],
             "pooled": self.pooled.to_dict(),
             "min_kendall_tau_b": _plain(self.min_kendall),
+            "min_separable_tau": _plain(self.min_separable_tau),
             "not_compared": list(self.not_compared),
         }
 
@@ -160,7 +172,7 @@ def _run_of(source: RunSource | Run) -> Run:
 
 
 @dataclass(frozen=True)
-class _Member:
+class Member:
     label: str
     full: Run
     subset: Run
@@ -186,8 +198,8 @@ def _check_sides(label: str, full: Run, subset: Run) -> None:
         raise PanelError(f"{label}: the full and subset runs differ in settings ({', '.join(changed)})")
 
 
-def _members(panel: Sequence[PanelEntry], baseline: str) -> list[_Member]:
-    members: list[_Member] = []
+def _members(panel: Sequence[PanelEntry], baseline: str) -> list[Member]:
+    members: list[Member] = []
     for entry in panel:
         if not isinstance(entry, (tuple, list)) or len(entry) != 3 or not isinstance(entry[0], str) or not entry[0]:
             raise PanelError("each panel entry is (label, full run, subset run) with a non-empty label")
@@ -196,7 +208,7 @@ def _members(panel: Sequence[PanelEntry], baseline: str) -> list[_Member]:
             raise PanelError(f"label '{label}' is given twice", field="label")
         full, subset = _run_of(entry[1]), _run_of(entry[2])
         _check_sides(label, full, subset)
-        members.append(_Member(label, full, subset))
+        members.append(Member(label, full, subset))
     if not any(m.label == baseline for m in members):
         raise PanelError(f"the baseline '{baseline}' is not a label of the panel", field="baseline")
     if len(members) < 2:
@@ -204,7 +216,7 @@ def _members(panel: Sequence[PanelEntry], baseline: str) -> list[_Member]:
     return members
 
 
-def _one_sided(members: list[_Member]) -> list[str]:
+def _one_sided(members: list[Member]) -> list[str]:
     notes = []
     for m in members:
         notes += [f"{m.label}: {t} (full only)" for t in sorted(m.full.tasks.keys() - m.subset.tasks.keys())]
@@ -212,23 +224,26 @@ def _one_sided(members: list[_Member]) -> list[str]:
     return notes
 
 
-def _only(run: Run, tasks: set[str]) -> Run:
+def only(run: Run, tasks: set[str]) -> Run:
     return replace(run, tasks={name: record for name, record in run.tasks.items() if name in tasks})
 
 
-def _verdicts(base: _Member, member: _Member, settings: DiffSettings) -> dict[str, tuple[str, str]]:
+def _verdicts(
+    base: Member, member: Member, settings: DiffSettings, full: RunDiff | None = None
+) -> dict[str, tuple[str, str]]:
     """task → (verdict on the full task, verdict on the subset), over the tasks both runs have on both sides, so
-    both diffs correct over the same family of tasks."""
+    both diffs correct over the same family of tasks. ``full``: that full-task diff, when already computed."""
     tasks = base.tasks & member.tasks
     if not tasks:
         return {}
-    full: RunDiff = diff_runs(_only(base.full, tasks), _only(member.full, tasks), settings)
-    subset: RunDiff = diff_runs(_only(base.subset, tasks), _only(member.subset, tasks), settings)
+    if full is None:
+        full = diff_runs(only(base.full, tasks), only(member.full, tasks), settings, power=False)
+    subset: RunDiff = diff_runs(only(base.subset, tasks), only(member.subset, tasks), settings, power=False)
     on_subset = {t.task: verdict_of(t) for t in subset.tasks}
     return {t.task: (verdict_of(t), on_subset[t.task]) for t in full.tasks}
 
 
-def _score(run: Run, task: str) -> float:
+def main_score(run: Run, task: str) -> float:
     record = run.tasks[task]
     score, why = record.score()
     if score is None or not math.isfinite(score):
@@ -305,19 +320,26 @@ def _pooled(rows: list[TaskFidelity]) -> TaskFidelity:
 
 
 def subset_fidelity(
-    panel: Sequence[PanelEntry], *, baseline: str, settings: DiffSettings | None = None
+    panel: Sequence[PanelEntry], *, baseline: str, settings: DiffSettings | None = None, pairs: bool = True
 ) -> FidelityReport:
     """Fidelity of quick subsets over a panel of ``(label, full run, subset run)`` (folders, ``Results`` or runs).
 
     ``baseline`` is the label every other run is diffed against, with ``settings`` (``diff``'s, e.g. ``max_drop``)
     on the full tasks and on the subsets alike. A task is measured over the runs that hold it on both sides, when
     the baseline does too; what is on one side only is listed in ``not_compared``. Raises ``EvalkitError``
-    (exit 2) for a malformed panel and ``diff``'s errors for runs that cannot be compared.
+    (exit 2) for a malformed panel and ``diff``'s errors for runs that cannot be compared. ``pairs``: also diff
+    every pair of runs on the full tasks and count, per task, the pairs it separates that keep their order on the
+    subset (``TaskFidelity.separable``; one full-task diff per pair, n·(n − 1)/2 in all: ``False`` skips them).
     """
+    from evalkit.subsets import separable
+
     settings = settings or DiffSettings()
     members = _members(panel, baseline)
     base = next(m for m in members if m.label == baseline)
-    verdicts = {m.label: _verdicts(base, m, settings) for m in members if m is not base}
+    diffs = separable.pair_diffs(members, base, settings) if pairs else {}
+    verdicts = {
+        m.label: _verdicts(base, m, settings, diffs.get((base.label, m.label))) for m in members if m is not base
+    }
     not_compared = _one_sided(members)
     all_tasks = sorted(set().union(*(m.tasks for m in members)))
     not_compared += [f"{t} (not in the baseline's runs)" for t in all_tasks if t not in base.tasks]
@@ -327,9 +349,19 @@ def subset_fidelity(
         for m in (m for m in members if task in m.tasks):
             full_verdict, subset_verdict = verdicts.get(m.label, {}).get(task, (None, None))
             scores.append(
-                RunScores(m.label, _score(m.full, task), _score(m.subset, task), full_verdict, subset_verdict)
+                RunScores(m.label, main_score(m.full, task), main_score(m.subset, task), full_verdict, subset_verdict)
             )
-        rows.append(_task_row(task, scores))
+        row = _task_row(task, scores)
+        if pairs:
+            row = replace(
+                row, separable=separable.separable_summary(task, [m for m in members if task in m.tasks], diffs)
+            )
+        rows.append(row)
     if not rows:
         raise PanelError("the baseline scored no task on both the full task and its subset")
-    return FidelityReport(baseline, settings, tuple(rows), _pooled(rows), tuple(not_compared))
+    pooled = _pooled(rows)
+    if pairs:
+        pooled = replace(
+            pooled, separable=separable.pooled_summary(r.separable for r in rows if r.separable is not None)
+        )
+    return FidelityReport(baseline, settings, tuple(rows), pooled, tuple(not_compared))
