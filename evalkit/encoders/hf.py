@@ -14,9 +14,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from evalkit.encoders.graph_runtime import GRAPH_RUNTIMES, auto_candidates, refuse_graph_runtime
 from evalkit.encoders.prompts import prompted_texts
 from evalkit.encoders.protocol import TOKEN_DENSE, Capabilities
-from evalkit.encoders.runtime_probe import PROBE_TEXTS, RuntimeChoice, choose_runtime, host_key, probe_batches
+from evalkit.encoders.runtime_probe import (
+    BF16_VECTOR_TOLERANCE,
+    PROBE_TEXTS,
+    PROBE_TOKEN_BUDGET,
+    VECTOR_TOLERANCE,
+    RuntimeChoice,
+    choose_runtime,
+    host_key,
+    probe_batches,
+)
 from evalkit.encoders.st_modules import (
     SentenceHead,
     mark_prompt,
@@ -98,44 +108,8 @@ def load_tokenizer_and_config(folder: Path, **tokenizer_kwargs: Any) -> tuple[ob
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 RUNTIMES = ("auto", "torch", "onnx", "openvino")  # the CLI offers evalkit.options.sections.RUNTIMES
-GRAPH_RUNTIMES = ("onnx", "openvino")  # runtimes of the exported graph, checked against torch at export
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 SYNTHETIC = ((16, 256), (128, 32))  # (rows, tokens) of the probe's batches when no text was prepared yet
-
-
-def _refuse_graph_runtime(runtime: str, device: str, precision: str, padding_side: str) -> None:
-    """A runtime of the exported graph (ONNX Runtime, OpenVINO) where it is not the checked one: one line."""
-    from evalkit.encoders.onnx_runtime import onnxruntime_available, openvino_available
-
-    if padding_side != "right":
-        raise EvalkitError(
-            f"--runtime {runtime} is checked on right-padded batches only; this model pads on the left: use "
-            "--runtime torch",
-            field="runtime",
-        )
-    if device != "cpu" or precision != "fp32":
-        raise EvalkitError(f"--runtime {runtime} runs fp32 on a CPU only", field="runtime")
-    if not onnxruntime_available():  # the export is checked by ONNX Runtime, whichever runtime runs it
-        raise EvalkitError(
-            f"--runtime {runtime} needs the onnxruntime package (pip install onnxruntime)", field="runtime"
-        )
-    if runtime == "openvino" and not openvino_available():
-        raise EvalkitError("--runtime openvino needs the openvino package (pip install openvino)", field="runtime")
-
-
-def _why_torch_only(device: str, precision: str, padding_side: str) -> str | None:
-    """Why ``auto`` has torch as its one candidate here, or None when ONNX Runtime is one too."""
-    from evalkit.encoders.onnx_runtime import onnxruntime_available
-
-    if device != "cpu":
-        return f"ONNX Runtime runs on a CPU here; {device} runs torch"
-    if precision != "fp32":
-        return f"{precision} runs in torch (reduced precision is not probed)"
-    if padding_side != "right":
-        return "the ONNX export is checked on right-padded batches only; this model pads on the left"
-    if not onnxruntime_available():
-        return "onnxruntime is not installed"
-    return None
 
 
 class HFEncoder:
@@ -145,14 +119,17 @@ class HFEncoder:
     (weights stay fp32, matrix products run in half precision); on a CPU the weights are cast to bf16, which
     oneDNN runs on AMX where the processor has it. Pooling and normalisation are always computed in fp32.
 
-    ``runtime``: ``torch``, ``onnx`` (ONNX Runtime; fp32 on a CPU only) or ``auto``: for fp32 on a CPU with ONNX
-    Runtime installed, the faster of the two on this host, measured on the run's first texts when the runtime is
-    first needed and remembered per host and weights (:mod:`evalkit.encoders.runtime_probe`); torch otherwise.
+    ``runtime``: ``torch``, ``onnx`` (ONNX Runtime; fp32 on a CPU only), ``openvino`` (fp32, or bf16 on a CPU with
+    bf16 units, checked against the fp32 graph first: :mod:`evalkit.encoders.graph_runtime`) or ``auto``: on a CPU,
+    the fastest of those that fit the precision (fp32: torch, ONNX Runtime, OpenVINO; bf16: torch, OpenVINO),
+    measured on the run's first texts when the runtime is first needed and remembered per host and weights
+    (:mod:`evalkit.encoders.runtime_probe`); torch otherwise.
     ``runtime_choice`` says which ran and why. The exported graph is kept under ``artifact_dir`` (the embedding
     cache folder by default), the memo in evalkit's own cache folder (a fact of the host, not of one cache).
     """
 
     capabilities: Capabilities = TOKEN_DENSE
+    _candidates: tuple[str, ...] = ("torch",)  # what ``auto`` measures (set when it has more than torch)
 
     def __init__(
         self,
@@ -204,13 +181,16 @@ class HFEncoder:
         if runtime not in RUNTIMES:
             raise EvalkitError(f"unknown runtime '{runtime}' (known: {', '.join(RUNTIMES)})", field="runtime")
         if runtime == "auto":  # the export is checked on right-padded batches only: left padding stays in torch
-            why_torch = _why_torch_only(self.device.type, self.precision, self.spec.padding_side)
-            if why_torch is None:
+            names, why_torch = auto_candidates(
+                self.device.type, self.precision, self.spec.padding_side, self._openvino_fits
+            )
+            if len(names) > 1:
+                self._candidates = names
                 return "auto"  # measured when first needed (the run's first texts are the probe's shapes)
             self._choice = RuntimeChoice("torch", "only candidate", why_torch)
             return "torch"
         if runtime in GRAPH_RUNTIMES:
-            _refuse_graph_runtime(runtime, self.device.type, self.precision, self.spec.padding_side)
+            refuse_graph_runtime(runtime, self.device.type, self.precision, self.spec.padding_side)
         if runtime == "openvino" and not self._openvino_fits:
             raise EvalkitError("--runtime openvino runs plain transformers encoders only", field="runtime")
         self._choice = RuntimeChoice(runtime, "requested")
@@ -238,18 +218,17 @@ class HFEncoder:
 
     @property
     def runtime_choice(self) -> dict[str, Any]:
-        """Which runtime runs the model and why (requested, only candidate, probed with its figures, remembered):
-        the run record's ``runtime_choice``."""
+        """Which runtime runs the model and why (requested, only candidate, probed with its figures, remembered),
+        and, for OpenVINO bf16, its check against the fp32 graph: the run record's ``runtime_choice``."""
         runtime = self.runtime
-        return (self._choice or RuntimeChoice(runtime, "requested")).record()
+        record = (self._choice or RuntimeChoice(runtime, "requested")).record()
+        check = self.__dict__.get("_bf16_check")
+        return {**record, "bf16_check": check} if check and runtime == "openvino" else record
 
     def _probe_runtime(self) -> RuntimeChoice:
         from evalkit.cache.store import default_cache_dir
-        from evalkit.encoders.onnx_runtime import openvino_available
 
-        openvino = openvino_available() and self._openvino_fits
-        names = ("torch", "onnx", "openvino") if openvino else ("torch", "onnx")
-        candidates = {name: partial(self._embed_with, name) for name in names}
+        candidates = {name: partial(self._embed_with, name) for name in self._candidates}
         setting = {"device": str(self.device), "precision": self.precision, "threads": str(torch.get_num_threads())}
         choice = choose_runtime(
             candidates,
@@ -258,20 +237,23 @@ class HFEncoder:
             host=host_key(),
             weights_sha256=self._weights_sha256,
             setting=setting,
+            tolerance=BF16_VECTOR_TOLERANCE if self.precision == "bf16" else VECTOR_TOLERANCE,
         )
         if choice.runtime != "torch":
             self.__dict__.pop("model", None)  # the probe's torch weights: not needed for the run
         return choice
 
-    def _probe_sample(self) -> list[list[list[int]]]:
+    def _probe_sample(
+        self, budget: int = PROBE_TOKEN_BUDGET, count: int = 2, synthetic: tuple[tuple[int, int], ...] = SYNTHETIC
+    ) -> list[list[list[int]]]:
         """The probe's batches: the longest of the run's first texts as the core batches them, or, when nothing
-        was prepared yet, two batches of synthetic ids at a typical document and query length."""
+        was prepared yet, batches of synthetic ids at a typical document and query length."""
         if self._probe_texts:
-            return probe_batches(self.tokenize(self._probe_texts))
+            return probe_batches(self.tokenize(self._probe_texts), budget=budget, count=count)
         words = ("evidence", "protein", "claim", "study", "cell", "results", "model", "patients", "levels", "data")
         return [  # through the tokenizer, so special tokens and the model's length limit hold (tiny models: 64)
             self.tokenize([" ".join(words[(row + i) % len(words)] for i in range(tokens)) for row in range(rows)])
-            for rows, tokens in SYNTHETIC
+            for rows, tokens in synthetic
         ]
 
     @cached_property
@@ -315,10 +297,20 @@ class HFEncoder:
 
     @cached_property
     def _openvino_forward(self):
-        """The same exported graph, checked and verified as ONNX Runtime's, compiled by OpenVINO in fp32."""
+        """The same exported graph, checked and verified as ONNX Runtime's, compiled by OpenVINO in the run's
+        precision; in bf16 refused unless its vectors match the fp32 graph's on the run's longest first texts."""
+        from evalkit.encoders.graph_runtime import GUARD_SYNTHETIC, GUARD_TOKEN_BUDGET, check_bf16
         from evalkit.encoders.onnx_runtime import OpenVinoForward
 
-        return OpenVinoForward(self._onnx_forward.path, self._uses_token_types, torch.get_num_threads())
+        fp32 = self._onnx_forward
+        forward = OpenVinoForward(fp32.path, self._uses_token_types, torch.get_num_threads(), self.precision)
+        if self.precision == "bf16":
+            batches = self._probe_sample(GUARD_TOKEN_BUDGET, 1, GUARD_SYNTHETIC)
+            vectors = np.concatenate([self._embed_through(forward, batch) for batch in batches])
+            reference = np.concatenate([self._embed_through(fp32, batch) for batch in batches])
+            self._bf16_check = {"min_cosine_vs_fp32_graph": round(check_bf16(vectors, reference, fp32.path), 6),
+                                "texts": len(vectors)}  # fmt: skip
+        return forward
 
     @cached_property
     def _sentence_head(self) -> SentenceHead:
@@ -334,8 +326,9 @@ class HFEncoder:
             if not prompt and spec.default_prompt_name:
                 prompt = spec.prompts.get(spec.default_prompt_name, "")
             prepared = mark_prompt(texts, prompt)
-        if self._runtime == "auto" and not self._probe_texts:
-            self._probe_texts = prepared[:PROBE_TEXTS]  # the run's own shapes, should the runtime be probed
+        checked = self._runtime == "auto" or (self._runtime == "openvino" and self.precision == "bf16")
+        if checked and not self._probe_texts:  # the run's own shapes, to probe the runtime or check a bf16 graph
+            self._probe_texts = prepared[:PROBE_TEXTS]
         return prepared
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
@@ -360,15 +353,21 @@ class HFEncoder:
     def embed_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         return self._embed_with(self.runtime, token_ids)
 
-    @torch.inference_mode()
     def _embed_with(self, runtime: str, token_ids: list[list[int]]) -> np.ndarray:
+        forward = None
+        if runtime in GRAPH_RUNTIMES:
+            forward = self._onnx_forward if runtime == "onnx" else self._openvino_forward
+        return self._embed_through(forward, token_ids)
+
+    @torch.inference_mode()
+    def _embed_through(self, forward: Any, token_ids: list[list[int]]) -> np.ndarray:
+        """Pooled vectors of one batch through ``forward`` (an exported graph's), or torch's model when None."""
         token_ids, prompt_lengths = split_prompt_lengths(token_ids)
         input_ids, attention_mask = padded_batch(token_ids, self._pad_id, self.spec.padding_side)
         inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self._uses_token_types:
             inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
-        if runtime in GRAPH_RUNTIMES:
-            forward = self._onnx_forward if runtime == "onnx" else self._openvino_forward
+        if forward is not None:
             hidden = forward(inputs["input_ids"], inputs["attention_mask"])
         else:
             with torch.autocast(self.device.type, dtype=_DTYPES.get(self.precision), enabled=self._autocast):

@@ -1,4 +1,4 @@
-"""ONNX Runtime for a transformers encoder's fp32 forward pass on a CPU.
+"""ONNX Runtime (and OpenVINO) for a transformers encoder's forward pass on a CPU: fp32, and OpenVINO bf16.
 
 Measured on the dev box (``reports/bench/fp32_paths.md``): ONNX Runtime's own GEMMs run about twice as fast as
 torch's MKL ones on an AMD processor, with vectors equal to torch's within fp32 rounding. The graph is exported once
@@ -11,6 +11,7 @@ again, never run under the faithful key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import os
@@ -34,8 +35,23 @@ def onnxruntime_available() -> bool:
 
 
 def openvino_available() -> bool:
-    """OpenVINO is optional (not a dependency): where it is installed, ``--runtime auto`` probes it too."""
+    """OpenVINO is optional (the ``openvino`` extra): where it is installed, ``--runtime auto`` probes it too."""
     return importlib.util.find_spec("openvino") is not None
+
+
+@functools.cache
+def openvino_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin lists bf16 units here (``OPTIMIZATION_CAPABILITIES`` holds ``BF16``): without
+    them a bf16 hint runs f32 or emulates bf16, and a run labelled bf16 would not be one."""
+    if not openvino_available():
+        return False
+    import openvino
+
+    try:
+        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # openvino raises its own RuntimeError types for a plugin it cannot load
+        return False
+    return "BF16" in [str(capability).upper() for capability in capabilities]
 
 
 class _LastHiddenState(torch.nn.Module):
@@ -184,18 +200,33 @@ class OnnxForward:
 class OpenVinoForward:
     """The exported graph compiled by OpenVINO for the CPU: the same inputs and output as :class:`OnnxForward`.
 
-    Its precision is pinned to f32 (OpenVINO's default on a CPU with bf16 units is bf16, which is not faithful);
-    measured on the dev box, its vectors were within 1.6e-7 of torch's on SciFact documents. It is only ever
-    built from a graph that passed the export check and its checksum (:func:`open_verified`).
+    ``precision`` fp32 pins OpenVINO to f32 (its default on a CPU with bf16 units is bf16, which is not faithful);
+    measured on the dev box, its vectors were within 1.6e-7 of torch's on SciFact documents. ``precision`` bf16 asks
+    for bf16 (``--precision bf16``): OpenVINO's fused bf16 kernels, checked by the caller against the fp32 graph
+    (:func:`evalkit.encoders.graph_runtime.check_bf16`). Either way the compiled model's own precision is read back
+    and a mismatch refused: a run labelled bf16 is bf16, one labelled fp32 is fp32. It is only ever built from a
+    graph that passed the export check and its checksum (:func:`open_verified`).
     """
 
-    def __init__(self, path: Path, uses_token_types: bool, threads: int) -> None:
+    def __init__(self, path: Path, uses_token_types: bool, threads: int, precision: str = "fp32") -> None:
         import openvino
 
+        hints = {"fp32": openvino.Type.f32, "bf16": openvino.Type.bf16}
+        if precision not in hints:
+            raise EvalkitError(f"--runtime openvino runs fp32 or bf16, not {precision}", field="precision")
         self.path = path
         self.uses_token_types = uses_token_types
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+        self.precision = precision
+        config = {"INFERENCE_PRECISION_HINT": hints[precision], "INFERENCE_NUM_THREADS": threads}
         self._compiled = openvino.Core().compile_model(str(path), "CPU", config)
+        compiled_precision = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        if compiled_precision != hints[precision]:
+            raise EvalkitError(
+                f"OpenVINO compiled the graph in {compiled_precision.get_type_name()}, not {precision}; use "
+                "--runtime torch",
+                file=path,
+                field="runtime",
+            )
         self._names = [port.get_any_name() for port in self._compiled.inputs]
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
