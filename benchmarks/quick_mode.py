@@ -18,7 +18,7 @@ how much faster is a cold quick run?
 
     .venv/bin/python benchmarks/quick_mode.py [--data-dir ../shared/data/tasks] [--work DIR] [--rounds 2]
         [--depth 250] [--max-queries 1000] [--max-items 1000] [--pools baseline|panel] [--grid]
-        [--grid-pools ...] [--grid-depths ...] [--grid-queries ...] [--panel-cache DIR] [--fresh]
+        [--grid-points POOLS:DEPTH:QUERIES ...] [--panel-cache DIR] [--fresh]
         [--graph-cached] [--dry]
 
 ``--graph-cached`` copies the baseline's exported ONNX graph into each fresh cache first, as a CI job's restored
@@ -326,6 +326,14 @@ def tiny_mirror(source: Path, target: Path, queries: int = 12, extra_docs: int =
     return target
 
 
+def grid_point(text: str) -> tuple[str, int, int]:
+    """``POOLS:DEPTH:QUERIES`` (``panel:5:50``) as a grid point."""
+    pools, depth, queries = text.split(":")
+    if pools not in POOLS:
+        raise argparse.ArgumentTypeError(f"pools must be one of {', '.join(POOLS)}: {text}")
+    return pools, int(depth), int(queries)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT / "../shared/data/tasks")
@@ -337,10 +345,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pools", choices=POOLS, default="baseline", help="who pools SciFact: BM25 + the baseline "
                         "(the rule's default) or BM25 + every retrieval run of the panel")  # fmt: skip
     parser.add_argument("--resamples", type=int, default=10_000, help="diff's bootstrap resamples (default 10000)")
-    parser.add_argument("--grid", action="store_true", help="also SciFact subsets of other pools × depths × caps")
-    parser.add_argument("--grid-pools", choices=POOLS, nargs="+", default=list(POOLS))
-    parser.add_argument("--grid-depths", type=int, nargs="+", default=[20, 100])
-    parser.add_argument("--grid-queries", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--grid", action="store_true", help="also SciFact subsets of other pools, depths and caps")
+    parser.add_argument(
+        "--grid-points",
+        type=grid_point,
+        nargs="+",
+        default=[("baseline", 5, 50), ("panel", 5, 50), ("baseline", 10, 100), ("panel", 10, 100)],
+        metavar="POOLS:DEPTH:QUERIES",
+        help="SciFact subset settings of the grid, e.g. panel:5:50 (default: baseline and panel at 5:50 and 10:100)",
+    )
     parser.add_argument("--fresh", action="store_true", help="rerun the ablations' full runs instead of reusing")
     parser.add_argument("--panel-cache", type=Path, help="the cache the panel's untimed runs share (default: the "
                         "first cold full run's); timed runs never read it")  # fmt: skip
@@ -359,7 +372,7 @@ def _setup(args: argparse.Namespace, work: Path) -> Setup:
         return Setup(args.data_dir.resolve(), work, list(RETRIEVAL), list(STS), dry=False, shared_cache=shared)
     data = tiny_mirror(args.data_dir.resolve(), work / "data")
     args.rounds, args.depth, args.max_queries, args.max_items, args.resamples = 1, 10, 8, 50, 500
-    args.grid_depths, args.grid_queries = [5], [6]
+    args.grid_points = [("baseline", 5, 6), ("panel", 5, 6)]
     return Setup(data, work, list(RETRIEVAL), ["BIOSSES"], dry=True, shared_cache=shared)
 
 
@@ -392,7 +405,7 @@ def measure(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
 
     full_s, quick_s, manifests = timed_rounds(setup, manifests_of, args.rounds)
     entries, reused = panel_runs(setup, panel, manifests, args.fresh)
-    points = [(p, d, q) for p in args.grid_pools for d in args.grid_depths for q in args.grid_queries]
+    points = args.grid_points
     return {
         "full_s": full_s,
         "quick_s": quick_s,

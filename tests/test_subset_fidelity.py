@@ -181,3 +181,16 @@ def test_rounding_noise_is_a_tie_not_an_order(tmp_path: Path) -> None:
     subset = {"base": 0.0, "same": 4e-7, "b": -0.02}  # "same" above base on the subset only by float noise
     report = subset_fidelity(_panel(tmp_path, full, subset), baseline="base", settings=SETTINGS)
     assert report.tasks[0].kendall == pytest.approx(1.0)
+
+
+def test_runtime_differs_freely_in_fp32_but_not_in_bf16(tmp_path: Path) -> None:
+    """fp32 runtimes agree to ~1e-6 (one model); bf16 kernels of torch and OpenVINO differ by ~3e-3 (not one)."""
+    from evalkit.results.folders import Run
+    from evalkit.subsets.fidelity import PanelError, _check_sides
+
+    def run(precision: str, runtime: str) -> Run:
+        return Run(tmp_path, "m", "r", {"precision": precision, "runtime": runtime})
+
+    _check_sides("fp32", run("fp32", "torch"), run("fp32", "onnx"))
+    with pytest.raises(PanelError, match="differ in settings \\(runtime\\)"):
+        _check_sides("bf16", run("bf16", "torch"), run("bf16", "openvino"))
