@@ -100,8 +100,10 @@ class OtherCpu:
 
 
 def _own_cpu_seconds() -> float:
+    """This process's CPU time and its finished children's (a benchmark that times whole ``evalkit`` processes
+    runs them as children: their work is the measurement, not other activity)."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def other_activity(limit: int = 5) -> str:
@@ -144,3 +146,69 @@ def activity_section(others: OtherCpu, before: str) -> list[str]:
         "```",
         "",
     ]
+
+
+# (rows, in, out, uses per layer): a 4k-token batch through MiniLM's q/k/v/o projections and feed-forward.
+MINILM_GEMMS = ((4096, 384, 384, 4), (4096, 384, 1536, 1), (4096, 1536, 384, 1))
+
+
+def minilm_matmul_rate(dtype: object, seconds: float = 0.7) -> tuple[float, dict[str, float]]:
+    """GFLOP/s of each of MiniLM's products in ``dtype`` (``F.linear`` with weights of that dtype, as the model runs
+    them, the calling process's torch threads), and of one layer's mix (total work over total time): the yardstick
+    an encoder's GFLOP/s is a share of."""
+    import torch
+
+    per_shape, total_flops, total_time = {}, 0.0, 0.0
+    for rows, inner, cols, uses in MINILM_GEMMS:
+        x = torch.randn(rows, inner, dtype=dtype)
+        w = torch.randn(cols, inner, dtype=dtype)
+        for _ in range(3):
+            torch.nn.functional.linear(x, w)
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            torch.nn.functional.linear(x, w)
+            count += 1
+        rate = 2 * rows * inner * cols * count / (time.perf_counter() - started) / 1e9
+        per_shape[f"{rows}×{inner}·{inner}×{cols}"] = rate
+        total_flops += 2 * rows * inner * cols * uses
+        total_time += 2 * rows * inner * cols * uses / rate
+    return total_flops / total_time, per_shape
+
+
+def minilm_matmul_rate_ort(seconds: float = 0.7) -> float | None:
+    """fp32 GFLOP/s of MiniLM's products through ONNX Runtime's own GEMM (MLAS), one layer's mix, with the calling
+    process's torch thread count; None without onnxruntime. On some hosts MLAS is ~2x torch's fp32 GEMM, so a
+    share of torch's rate alone would flatter a runtime that uses MLAS or OpenVINO's kernels."""
+    try:
+        import numpy as np
+        import onnxruntime
+        import torch
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    total_flops, total_time = 0.0, 0.0
+    for rows, inner, cols, uses in MINILM_GEMMS:
+        weight = helper.make_tensor("w", TensorProto.FLOAT, [inner, cols], np.random.randn(inner * cols).tolist())
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "gemm",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, inner])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, cols])],
+            initializer=[weight],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        feeds = {"x": np.random.randn(rows, inner).astype(np.float32)}
+        for _ in range(3):
+            session.run(None, feeds)
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            session.run(None, feeds)
+            count += 1
+        rate = 2 * rows * inner * cols * count / (time.perf_counter() - started) / 1e9
+        total_flops += 2 * rows * inner * cols * uses
+        total_time += 2 * rows * inner * cols * uses / rate
+    return total_flops / total_time
