@@ -13,6 +13,7 @@ import resource
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -152,6 +153,17 @@ def activity_section(others: OtherCpu, before: str) -> list[str]:
 MINILM_GEMMS = ((4096, 384, 384, 4), (4096, 384, 1536, 1), (4096, 1536, 384, 1))
 
 
+def _timed_rate(product: Callable[[], object], flop: int, seconds: float) -> float:
+    """GFLOP/s of ``product`` (``flop`` operations a call): three untimed calls, then as many as fit ``seconds``."""
+    for _ in range(3):
+        product()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        product()
+        count += 1
+    return flop * count / (time.perf_counter() - started) / 1e9
+
+
 def minilm_matmul_rate(dtype: object, seconds: float = 0.7) -> tuple[float, dict[str, float]]:
     """GFLOP/s of each of MiniLM's products in ``dtype`` (``F.linear`` with weights of that dtype, as the model runs
     them, the calling process's torch threads), and of one layer's mix (total work over total time): the yardstick
@@ -162,13 +174,7 @@ def minilm_matmul_rate(dtype: object, seconds: float = 0.7) -> tuple[float, dict
     for rows, inner, cols, uses in MINILM_GEMMS:
         x = torch.randn(rows, inner, dtype=dtype)
         w = torch.randn(cols, inner, dtype=dtype)
-        for _ in range(3):
-            torch.nn.functional.linear(x, w)
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            torch.nn.functional.linear(x, w)
-            count += 1
-        rate = 2 * rows * inner * cols * count / (time.perf_counter() - started) / 1e9
+        rate = _timed_rate(lambda x=x, w=w: torch.nn.functional.linear(x, w), 2 * rows * inner * cols, seconds)
         per_shape[f"{rows}×{inner}·{inner}×{cols}"] = rate
         total_flops += 2 * rows * inner * cols * uses
         total_time += 2 * rows * inner * cols * uses / rate
@@ -202,13 +208,7 @@ def minilm_matmul_rate_ort(seconds: float = 0.7) -> float | None:
         model.ir_version = 8
         session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feeds = {"x": np.random.randn(rows, inner).astype(np.float32)}
-        for _ in range(3):
-            session.run(None, feeds)
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            session.run(None, feeds)
-            count += 1
-        rate = 2 * rows * inner * cols * count / (time.perf_counter() - started) / 1e9
+        rate = _timed_rate(lambda s=session, f=feeds: s.run(None, f), 2 * rows * inner * cols, seconds)
         total_flops += 2 * rows * inner * cols * uses
         total_time += 2 * rows * inner * cols * uses / rate
     return total_flops / total_time

@@ -41,14 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
-from _common import OtherCpu, activity_section, other_activity
+from _common import OtherCpu, activity_section, minilm_matmul_rate, other_activity
 from _machine import machine_header, write_report
 from bench_encode import corpus_texts, model_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # (rows, in, out, uses per layer): a 4k-token batch through MiniLM's q/k/v/o projections and feed-forward.
-GEMMS = ((4096, 384, 384, 4), (4096, 384, 1536, 1), (4096, 1536, 384, 1))
 
 _OPENVINO_WORKER = r"""
 import json, sys, time
@@ -81,21 +80,7 @@ print(json.dumps({"seconds": seconds, "compile_s": compile_s}))
 
 def bf16_matmul_rate(seconds: float = 0.7) -> tuple[float, dict[str, float]]:
     """GFLOP/s of each MiniLM product in bf16, and of one layer's mix (total work over total time)."""
-    per_shape, total_flops, total_time = {}, 0.0, 0.0
-    for rows, inner, cols, uses in GEMMS:
-        x = torch.randn(rows, inner, dtype=torch.bfloat16)
-        w = torch.randn(cols, inner, dtype=torch.bfloat16)
-        for _ in range(3):
-            torch.nn.functional.linear(x, w)
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            torch.nn.functional.linear(x, w)
-            count += 1
-        rate = 2 * rows * inner * cols * count / (time.perf_counter() - started) / 1e9
-        per_shape[f"{rows}×{inner}·{inner}×{cols}"] = rate
-        total_flops += 2 * rows * inner * cols * uses
-        total_time += 2 * rows * inner * cols * uses / rate
-    return total_flops / total_time, per_shape
+    return minilm_matmul_rate(torch.bfloat16, seconds)
 
 
 @contextlib.contextmanager

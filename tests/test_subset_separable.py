@@ -63,12 +63,12 @@ def test_tau_counts_ties_as_neither_kept_nor_reversed() -> None:
     summary = separable._summary("T", 6, orders)
     assert (summary.separable, summary.kept, summary.reversed, summary.tied) == (3, 1, 1, 1)
     assert summary.tau == pytest.approx((1 - 1) / 3)
-    assert math.isnan(SeparableSummary("T", 3, 0, 0, 0, 0).tau)
+    assert math.isnan(SeparableSummary("T", 3).tau)
 
 
 def test_the_pooled_row_sums_counts_over_tasks(tmp_path: Path) -> None:
-    one = SeparableSummary("A", 3, 2, 2, 0, 0, (PairOrder("A", "x", "y", 0.1, 0.1, 0.01),) * 2)
-    two = SeparableSummary("B", 6, 1, 0, 1, 0, (PairOrder("B", "x", "z", 0.1, -0.1, 0.01),))
+    one = SeparableSummary("A", 3, (PairOrder("A", "x", "y", 0.1, 0.1, 0.01),) * 2)
+    two = SeparableSummary("B", 6, (PairOrder("B", "x", "z", 0.1, -0.1, 0.01),))
     pooled = pooled_summary([one, two])
     assert (pooled.task, pooled.pairs, pooled.separable, pooled.kept, pooled.reversed) == ("all tasks", 9, 3, 2, 1)
     assert pooled.tau == pytest.approx(1 / 3) and pooled.changed == two.orders

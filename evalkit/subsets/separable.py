@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
 
@@ -49,15 +49,7 @@ class PairOrder:
         return REVERSED if self.subset_delta < -TIE_WITHIN else TIED
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "higher": self.higher,
-            "lower": self.lower,
-            "full_delta": self.full_delta,
-            "subset_delta": self.subset_delta,
-            "p_adjusted": self.p_adjusted,
-            "order": self.order,
-        }
+        return {**asdict(self), "order": self.order}
 
 
 @dataclass(frozen=True)
@@ -66,11 +58,23 @@ class SeparableSummary:
 
     task: str
     pairs: int  # all pairs of runs holding the task on both sides
-    separable: int  # pairs the full task separates (diff's p_adjusted < alpha)
-    kept: int
-    reversed: int
-    tied: int
-    orders: tuple[PairOrder, ...] = ()  # the separable pairs only
+    orders: tuple[PairOrder, ...] = ()  # the separable pairs only (diff's p_adjusted < alpha on the full task)
+
+    @property
+    def separable(self) -> int:
+        return len(self.orders)
+
+    @property
+    def kept(self) -> int:
+        return sum(o.order == KEPT for o in self.orders)
+
+    @property
+    def reversed(self) -> int:
+        return sum(o.order == REVERSED for o in self.orders)
+
+    @property
+    def tied(self) -> int:
+        return sum(o.order == TIED for o in self.orders)
 
     @property
     def tau(self) -> float:
@@ -139,8 +143,7 @@ def separable_summary(task: str, members: Sequence[Member], diffs: PairDiffs) ->
 
 
 def _summary(task: str, pairs: int, orders: list[PairOrder]) -> SeparableSummary:
-    counts = {word: sum(o.order == word for o in orders) for word in (KEPT, REVERSED, TIED)}
-    return SeparableSummary(task, pairs, len(orders), counts[KEPT], counts[REVERSED], counts[TIED], tuple(orders))
+    return SeparableSummary(task, pairs, tuple(orders))
 
 
 def pooled_summary(rows: Iterable[SeparableSummary]) -> SeparableSummary:
