@@ -6,6 +6,9 @@ The folder the run writes to is named here too: the model's revision (or a weigh
 whose options change scores (overrides, retrieval, a second model, a reranker, reduced precision), mteb's
 ``experiment_kwargs`` naming each change: such a run is an experiment of that revision
 (``<revision>/experiments/<name>/``, :mod:`evalkit.results.layout`), never mistaken for the model's own results.
+In reduced precision the runtime that computed the vectors is one of those changes when it is not torch; for
+``--runtime auto`` it is known only once the run's first texts were encoded (the probe measures on them), so the
+name is complete from then on (:meth:`RunModels.vector_runtime`).
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from evalkit.cache import EmbeddingCache
 from evalkit.core import EmbeddingCore
 from evalkit.encoders import build_encoder, build_pair_scorer
 from evalkit.errors import EvalkitError
+from evalkit.loaders.weights_files import require_safetensors
 from evalkit.options import RunOptions
-from evalkit.pipeline.warm import build_lazily, resolve_remembered
+from evalkit.pipeline.warm import LazyEncoder, build_lazily, resolve_remembered
 from evalkit.registry.models import WEIGHTLESS_ADAPTERS, ModelSpec, resolve_model
-from evalkit.results.layout import experiment_kwargs, experiment_name
+from evalkit.results.layout import experiment_kwargs, experiment_name, runtime_entry
 from evalkit.search.build import build_retriever, check_task, is_lexical
 from evalkit.search.rerank import RerankStage
 from evalkit.search.retriever import Retriever
 from evalkit.search.stages import DistributedSearch
+
+SAFETENSORS_ADAPTERS = ("hf", "splade", "bge-m3", "cross-encoder")  # their encoders read model.safetensors only
 
 
 def default_token_budget(device: str, precision: str = "fp32") -> int:
@@ -58,12 +64,33 @@ class RunModels:
     rerank: RerankStage | None
     distributed: DistributedSearch | None
     retriever: Retriever  # what Retrieval and AnswerRetrieval tasks search with, built once for the run
-    experiment_kwargs: dict[str, Any] | None = None  # what the run changes from the model's own settings (mteb's)
+    settings_changes: dict[str, Any] | None = None  # what the options change from the model's own settings (mteb's)
+    precision: str = "fp32"
+    requested_runtime: str = "torch"  # --runtime as given (auto: chosen at the first encode)
+
+    @property
+    def experiment_kwargs(self) -> dict[str, Any] | None:
+        """What the run changes from the model's own settings (mteb's ``experiment_kwargs``): the options' changes
+        and, in reduced precision, the runtime that computed the vectors when it is not torch."""
+        if self.precision == "fp32":  # every runtime reproduces torch: never asked (auto would probe)
+            return self.settings_changes
+        return {**(self.settings_changes or {}), **runtime_entry(self.precision, self.vector_runtime())} or None
 
     @property
     def experiment(self) -> str | None:
         """The experiment's folder name (mteb's serialisation of ``experiment_kwargs``); None: the model's own run."""
         return experiment_name(self.experiment_kwargs)
+
+    def vector_runtime(self) -> str | None:
+        """The runtime whose vectors the run scores, as the run record names it; None while ``--runtime auto`` has
+        not chosen one: it probes on the run's first texts, and asked before them it would probe on none. A warm
+        run's choice is remembered (:mod:`evalkit.pipeline.warm`): asking builds nothing."""
+        texts_seen = self.core.stats.get("encoded", 0) + self.core.stats.get("cached", 0) > 0
+        remembered = isinstance(self.encoder, LazyEncoder) and not self.encoder.built
+        chosen_for_workers = self.distributed is not None  # the Ray backend asked at build, for its workers
+        if self.requested_runtime == "auto" and not (texts_seen or remembered or chosen_for_workers):
+            return None
+        return recorded_runtime(self.encoder)
 
     def check_task(self, task_name: str, task_type: str) -> None:
         """Whether these models can score a task of this type (BM25 and a reranker: Retrieval only, ...)."""
@@ -82,7 +109,7 @@ class RunModels:
             "token_budget": self.core.token_budget,
             "device": options.encoding.device,
             "precision": options.encoding.precision,
-            "runtime": _fingerprint_of(self.encoder).get("runtime", getattr(self.encoder, "runtime", "torch")),
+            "runtime": recorded_runtime(self.encoder),  # the one the experiment's folder names (reduced precision)
             "runtime_choice": getattr(self.encoder, "runtime_choice", None),  # which runtime ran and why
             "search_backend": options.retrieval.search_backend,
             "retrieval": self.retrieval.record(),
@@ -106,6 +133,8 @@ def resolve_run_model(model: str, options: RunOptions) -> tuple[ModelSpec, str]:
     if spec.adapter not in WEIGHTLESS_ADAPTERS:
         overridden = options.overrides.max_length is not None
         preflight.check_max_length(spec.max_length, spec.local_path, overridden=overridden)
+    if spec.adapter in SAFETENSORS_ADAPTERS and spec.local_path is not None and spec.local_path.is_dir():
+        require_safetensors(spec.local_path)  # the encoder is built at its first encode: refused before any work
     return spec, settings_tag
 
 
@@ -125,6 +154,12 @@ def results_revision(model: ModelSpec, encoder: Any) -> str:
         return str(fingerprint["revision"])  # the revision= the caller named the object's weights by
     weights = str(fingerprint.get("weights_sha256", ""))
     return f"local-{weights[:12]}" if weights else "no_revision_available"
+
+
+def recorded_runtime(encoder: Any) -> str | None:
+    """The runtime the run record names: the fingerprint's (what keys the cache), else the encoder's, else torch."""
+    runtime = _fingerprint_of(encoder).get("runtime")
+    return runtime if runtime is not None else getattr(encoder, "runtime", "torch")
 
 
 def _fingerprint_of(encoder: Any) -> dict[str, Any]:
@@ -178,8 +213,9 @@ def build_models(
     changes = experiment_kwargs(settings_tag + retriever.describe()["tag"], encoding.precision)
     changes = _with_subset(changes, options.selection.subset)
     models = RunModels(
-        model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever, changes
-    )
+        model, encoder, core, cache, revision, retrieval, sparse_model, rerank, distributed, retriever, changes,
+        precision=encoding.precision, requested_runtime=encoding.runtime,
+    )  # fmt: skip
     for task_name, task_type in tasks:
         models.check_task(task_name, task_type)
     return models

@@ -70,7 +70,7 @@ def write_task(
     stats_before: Mapping[str, int] | None = None,
 ) -> None:
     if (layout.revision, layout.experiment) != (models.revision, models.experiment):  # never another run's folder
-        raise EvalkitError(
+        raise EvalkitError(  # e.g. a folder named before --runtime auto chose its runtime (the first encode)
             f"results layout {layout.revision}/{layout.experiment} is not the run's "
             f"{models.revision}/{models.experiment}"
         )
