@@ -17,6 +17,7 @@ from typing import Any
 
 from evalkit import preflight
 from evalkit.cache import EmbeddingCache
+from evalkit.cache.memo import deferred_memos, run_cache_root
 from evalkit.errors import EvalkitError, MissingDataError
 from evalkit.evaluators.outcome import TaskOutcome
 from evalkit.options import ModelOverrides, RunOptions
@@ -106,31 +107,34 @@ def run(
     registry = registry or default_registry()
     options = config.options
     options.check_environment()
-    plan = plan_run(options.selection, registry)
-    if encoder is None:
-        model, settings_tag = resolve_run_model(config.model, options)
-    else:
-        model, settings_tag = _object_model(encoder, options)
-    datasets, missing, errors = load_all(plan.specs, options.selection)
-    if not datasets:
-        if len(errors) == 1:
-            raise errors[0]
-        raise MissingDataError(f"no data for any of the {len(plan.specs)} tasks: " + " | ".join(map(str, errors)))
-    tasks = [(spec.name, spec.type) for spec in plan.specs if spec.name in datasets]
-    models = build_models(model, settings_tag, options, tasks, encoder=encoder, reranker=reranker_model)
-    written = _evaluate_all(plan.specs, datasets, models, options, on_task_done, registry)
-    layout = _layout(models, options)
-    done = {w.spec.name for w in written}
-    for aggregate_task, members in plan.aggregates.values():
-        if set(members) <= done:
-            write_aggregate_result(layout, aggregate_task, members)
-    return RunSummary(
-        written=written,
-        skipped=[*plan.skipped, *missing],
-        embedding_stats=dict(models.core.stats),
-        cache=models.cache,
-        model_warnings=tuple(getattr(models.model, "warnings", ())),
-    )
+    named = options.cache.cache_dir
+    with run_cache_root(Path(named).expanduser() if named else None), deferred_memos() as memos:
+        plan = plan_run(options.selection, registry)
+        if encoder is None:
+            model, settings_tag = resolve_run_model(config.model, options)
+        else:
+            model, settings_tag = _object_model(encoder, options)
+        memos.flush()  # tasks and model passed their checks: a refused run leaves no cache folder behind
+        datasets, missing, errors = load_all(plan.specs, options.selection)
+        if not datasets:
+            if len(errors) == 1:
+                raise errors[0]
+            raise MissingDataError(f"no data for any of the {len(plan.specs)} tasks: " + " | ".join(map(str, errors)))
+        tasks = [(spec.name, spec.type) for spec in plan.specs if spec.name in datasets]
+        models = build_models(model, settings_tag, options, tasks, encoder=encoder, reranker=reranker_model)
+        written = _evaluate_all(plan.specs, datasets, models, options, on_task_done, registry)
+        layout = _layout(models, options)
+        done = {w.spec.name for w in written}
+        for aggregate_task, members in plan.aggregates.values():
+            if set(members) <= done:
+                write_aggregate_result(layout, aggregate_task, members)
+        return RunSummary(
+            written=written,
+            skipped=[*plan.skipped, *missing],
+            embedding_stats=dict(models.core.stats),
+            cache=models.cache,
+            model_warnings=tuple(getattr(models.model, "warnings", ())),
+        )
 
 
 def _object_model(encoder: Any, options: RunOptions) -> tuple[ModelSpec, str]:
@@ -164,6 +168,7 @@ def _evaluate_all(
         clock, before = time.perf_counter(), dict(models.core.stats)
         outcome = evaluate_task(spec, datasets[spec.name], models, search_backend=options.retrieval.search_backend)
         finished_at = dt.datetime.now(dt.timezone.utc)
+        layout = _layout(models, options)  # --runtime auto: named by the runtime its first encode chose
         write_task(
             layout,
             spec,

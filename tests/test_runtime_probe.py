@@ -187,13 +187,16 @@ def test_the_run_record_names_the_runtime_and_why(tmp_path: Path, mirror: Path, 
             (folder / path.name).write_text("".join(lines[:21]), encoding="utf-8")
     output = tmp_path / "results"
     options = {"data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache", "show_progress": False}
-    for expected in ("probed", "remembered"):
+    # The memo lives in the run's cache folder; with the cache off, in the run's scratch folder (not remembered).
+    for expected, use_cache in (("probed", True), ("remembered", True), ("probed", False)):
         evalkit.evaluate("sentence-transformers/all-MiniLM-L6-v2", "STSBenchmark", output=output, on_task_done=None,
-                         use_cache=expected == "probed", **options)  # fmt: skip
+                         use_cache=use_cache, **options)  # fmt: skip
         (record_file,) = output.glob("*/*/evalkit/STSBenchmark.run.json")
         settings = json.loads(record_file.read_text())["run_settings"]
         assert settings["runtime_choice"]["reason"] == expected
         assert settings["runtime_choice"]["runtime"] == settings["runtime"]
+    assert len(list((tmp_path / "cache" / "runtime-probe").glob("*.json"))) == 1
+    assert not (tmp_path / "host-cache" / "runtime-probe").exists()
 
 
 @pytest.mark.slow

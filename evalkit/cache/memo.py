@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path, PurePath
 from typing import Any
@@ -96,7 +97,7 @@ def decode(value: Any) -> Any:
     if isinstance(value, list):
         return [decode(v) for v in value]
     if isinstance(value, dict) and len(value) == 1:
-        (tag, inner), = value.items()
+        ((tag, inner),) = value.items()
         if tag == "t" and isinstance(inner, list):
             return tuple(decode(v) for v in inner)
         if tag == "p" and isinstance(inner, str):
@@ -110,8 +111,61 @@ def _payload_bytes(encoded: Any) -> bytes:
     return json.dumps(encoded, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
 
 
+_RUN_CACHE_ROOT: ContextVar[Path | None] = ContextVar("evalkit_run_cache_root", default=None)
+
+
+@contextlib.contextmanager
+def run_cache_root(cache_root: Path | None) -> Iterator[None]:
+    """Within, :func:`memo_root` called without a folder (model resolution, task metadata, parsed corpora, torch
+    facts) uses ``cache_root``: a run that names ``--cache-dir`` (or, with the cache off, its scratch folder) writes
+    no memo in the default cache folder, which may be a read-only home or outside a sandbox. ``None``: no change."""
+    token = _RUN_CACHE_ROOT.set(cache_root) if cache_root is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _RUN_CACHE_ROOT.reset(token)
+
+
+class DeferredMemos:
+    """Memo writes held back until :meth:`flush`: a run derives facts (task metadata, the resolved model) while it
+    is still checking its inputs, and a run refused there must leave no folder behind, the cache folder included."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self._writes: list[tuple[Path, bytes]] = []
+
+    def hold(self, path: Path, data: bytes) -> None:
+        self._writes.append((path, data))
+
+    def flush(self) -> None:
+        """The inputs passed their checks: write what was held (each atomically), and write directly from now on."""
+        self.active = False
+        writes, self._writes = self._writes, []
+        for path, data in writes:
+            _write_file(path, data)
+
+
+_DEFERRED: ContextVar[DeferredMemos | None] = ContextVar("evalkit_deferred_memos", default=None)
+
+
+@contextlib.contextmanager
+def deferred_memos() -> Iterator[DeferredMemos]:
+    """Within, memo writes wait for the yielded object's ``flush``; writes never flushed (the run was refused) are
+    dropped, which only means the next run derives those facts again."""
+    deferred = DeferredMemos()
+    token = _DEFERRED.set(deferred)
+    try:
+        yield deferred
+    finally:
+        _DEFERRED.reset(token)
+
+
 def memo_root(cache_root: Path | None = None) -> Path:
-    """``<evalkit cache>/memo``: the embedding cache's folder (``--cache-dir``, ``EVALKIT_CACHE_DIR``, ...)."""
+    """``<evalkit cache>/memo``: the embedding cache's folder (``--cache-dir``, ``EVALKIT_CACHE_DIR``, ...); with no
+    folder given, the run's (:func:`run_cache_root`), else the default one."""
+    if cache_root is None:
+        cache_root = _RUN_CACHE_ROOT.get()
     if cache_root is None:
         from evalkit.cache.store import default_cache_dir
 
@@ -153,10 +207,18 @@ def write_memo(root: Path, kind: str, key: str, value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     record = {"format": MEMO_FORMAT, "key": key, "sha256": hashlib.sha256(payload).hexdigest(), "value": encoded}
-    path = memo_path(root, kind, key)
+    path, data = memo_path(root, kind, key), json.dumps(record, sort_keys=True).encode("ascii")
+    deferred = _DEFERRED.get()
+    if deferred is not None and deferred.active:
+        deferred.hold(path, data)
+        return True
+    return _write_file(path, data)
+
+
+def _write_file(path: Path, data: bytes) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(record, sort_keys=True).encode("ascii"))
+        write_atomic(path, data)
     except OSError as err:
         logger.info("cannot write memo %s (%s)", path, err)
         return False

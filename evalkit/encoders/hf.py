@@ -35,25 +35,9 @@ from evalkit.encoders.st_modules import (
     split_prompt_lengths,
 )
 from evalkit.errors import EvalkitError, UnknownModelError
-from evalkit.loaders.weights_files import WEIGHT_PICKLE_SUFFIXES, weights_fingerprint
+from evalkit.loaders.weights_files import require_safetensors, weights_fingerprint
 from evalkit.registry.models import ModelSpec
 from evalkit.registry.st_folder import needs_remote_code
-
-PICKLED_SUFFIXES = WEIGHT_PICKLE_SUFFIXES
-
-
-def require_safetensors(folder: Path) -> None:
-    """Refuse, before any work, a folder whose only weights are pickled (unpickling can run code)."""
-    if any(folder.glob("*.safetensors")):
-        return
-    pickled = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in PICKLED_SUFFIXES)
-    pickled = [p for p in pickled if p.name not in ("sparse_linear.pt", "colbert_linear.pt", "training_args.bin")]
-    if pickled:
-        raise UnknownModelError(
-            "pickled weights are not loaded; convert to safetensors (e.g. `model.save_pretrained(folder, "
-            "safe_serialization=True)`)",
-            file=pickled[0],
-        )
 
 
 def padded_batch(token_ids: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,12 +108,13 @@ class HFEncoder:
     the fastest of those that fit the precision (fp32: torch, ONNX Runtime, OpenVINO; bf16: torch, OpenVINO),
     measured on the run's first texts when the runtime is first needed and remembered per host and weights
     (:mod:`evalkit.encoders.runtime_probe`); torch otherwise.
-    ``runtime_choice`` says which ran and why. The exported graph is kept under ``artifact_dir`` (the embedding
-    cache folder by default), the memo in evalkit's own cache folder (a fact of the host, not of one cache).
+    ``runtime_choice`` says which ran and why. The exported graph and the probe's memo are kept under
+    ``artifact_dir`` (:meth:`_artifact_root`), so a run writes nothing outside the folders it names.
     """
 
     capabilities: Capabilities = TOKEN_DENSE
     _candidates: tuple[str, ...] = ("torch",)  # what ``auto`` measures (set when it has more than torch)
+    _bf16_check: dict[str, Any] | None = None  # also for subclasses built without HFEncoder.__init__
 
     def __init__(
         self,
@@ -168,6 +153,7 @@ class HFEncoder:
         self._artifact_dir = artifact_dir
         self._probe_texts: list[str] = []
         self._choice: RuntimeChoice | None = None
+        self._bf16_check: dict[str, Any] | None = None  # OpenVINO bf16's check against the fp32 graph, once run
         self._runtime = self._resolve_runtime(runtime)
         _ = self._sentence_head  # its Dense weights checked (and read: they are small) before any work
 
@@ -222,18 +208,16 @@ class HFEncoder:
         and, for OpenVINO bf16, its check against the fp32 graph: the run record's ``runtime_choice``."""
         runtime = self.runtime
         record = (self._choice or RuntimeChoice(runtime, "requested")).record()
-        check = self.__dict__.get("_bf16_check")
+        check = self._bf16_check
         return {**record, "bf16_check": check} if check and runtime == "openvino" else record
 
     def _probe_runtime(self) -> RuntimeChoice:
-        from evalkit.cache.store import default_cache_dir
-
         candidates = {name: partial(self._embed_with, name) for name in self._candidates}
         setting = {"device": str(self.device), "precision": self.precision, "threads": str(torch.get_num_threads())}
         choice = choose_runtime(
             candidates,
             self._probe_sample,
-            memo_root=default_cache_dir(),  # a fact of the host, whichever cache folder a run names
+            memo_root=self._artifact_root(),  # the run's cache folder, or its scratch folder: never elsewhere
             host=host_key(),
             weights_sha256=self._weights_sha256,
             setting=setting,
@@ -242,6 +226,16 @@ class HFEncoder:
         if choice.runtime != "torch":
             self.__dict__.pop("model", None)  # the probe's torch weights: not needed for the run
         return choice
+
+    def _artifact_root(self) -> Path:
+        """Where the ONNX export and the probe's memo go: the run's ``artifact_dir`` (its cache folder, or with the
+        cache off a scratch folder removed at exit: the choice is not remembered past that run, and nothing is written
+        outside what the run named), else, for an encoder built with none, evalkit's default cache folder."""
+        if self._artifact_dir is not None:
+            return self._artifact_dir
+        from evalkit.cache.store import default_cache_dir
+
+        return default_cache_dir()
 
     def _probe_sample(
         self, budget: int = PROBE_TOKEN_BUDGET, count: int = 2, synthetic: tuple[tuple[int, int], ...] = SYNTHETIC
@@ -274,10 +268,9 @@ class HFEncoder:
         otherwise (first use, or a graph damaged or changed since its export)."""
         from transformers import AutoModel
 
-        from evalkit.cache.store import default_cache_dir
         from evalkit.encoders.onnx_runtime import export_checked, open_verified
 
-        root = self._artifact_dir if self._artifact_dir is not None else default_cache_dir()
+        root = self._artifact_root()
         kind = "bert-tt" if self._uses_token_types else "plain"
         assert self.spec.local_path is not None
         transformer_sha256 = weights_fingerprint(self.spec.local_path, modules=False)  # the graph is its forward

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from evalkit.errors import UnknownModelError
 from evalkit.loaders.checksums import file_sha256
 
 WEIGHT_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -44,3 +45,18 @@ def weights_fingerprint(folder: Path, *, modules: bool = True) -> str:
         digest.update(b"\0")
         digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()
+
+
+def require_safetensors(folder: Path) -> None:
+    """Refuse a folder whose only weights are pickled (unpickling can run code): asked by the run's preflight,
+    before any work, and again by every transformers encoder (a model object is built without a preflight)."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_PICKLE_SUFFIXES)
+    pickled = [p for p in pickled if p.name not in ("sparse_linear.pt", "colbert_linear.pt", "training_args.bin")]
+    if pickled:
+        raise UnknownModelError(
+            "pickled weights are not loaded; convert to safetensors (e.g. `model.save_pretrained(folder, "
+            "safe_serialization=True)`)",
+            file=pickled[0],
+        )
