@@ -148,8 +148,11 @@ class RayBackend:
             total=len(distinct), desc="encoding corpus on Ray", unit="text",
             disable=None if self.show_progress else True,
         )  # fmt: skip
+        tokens_before = core.stats.get("tokens", 0)  # planning counts every text's tokens, computed or not
         with progress:
             done = self._encode(settings, pending(), progress)
+        core.stats["tokens"] = tokens_before
+        count_worker_encoding(core.stats, done, reused=len(distinct) - sum(d.rows for d in done if d.computed))
         self.stats["shards_encoded"] += sum(d.computed for d in done)
         self.stats["shards_reused"] += sum(not d.computed for d in done)
         for worker, entry in describe(done).items():
@@ -276,6 +279,20 @@ def encoder_settings(
         fingerprint=dict(encoder.fingerprint()),
         artifact_dir=str(artifact_dir) if artifact_dir is not None else None,
     )
+
+
+def count_worker_encoding(stats: dict[str, Any], done: list[ShardDone], *, reused: int) -> None:
+    """Add the workers' encoding to the driver core's counters (``stats``), which the run record's ``throughput``
+    reads: texts and unpadded tokens computed, ``reused`` texts as cached (their shards were committed already),
+    and the workers' seconds, summed over workers (busy time, not wall time: with several workers the summed time
+    exceeds the wall time, and texts/s is per worker); ``worker_encode_ns`` says how much of ``encode_ns`` that is."""
+    computed = [d for d in done if d.computed]
+    worker_ns = int(sum(d.seconds for d in computed) * 1e9)
+    stats["encoded"] = stats.get("encoded", 0) + sum(d.rows for d in computed)
+    stats["cached"] = stats.get("cached", 0) + reused
+    stats["tokens"] = stats.get("tokens", 0) + sum(d.tokens for d in computed)
+    stats["encode_ns"] = stats.get("encode_ns", 0) + worker_ns
+    stats["worker_encode_ns"] = stats.get("worker_encode_ns", 0) + worker_ns
 
 
 IN_FLIGHT_PER_WORKER = 2

@@ -49,6 +49,7 @@ class ShardDone:
     seconds: float
     worker: str
     computed: bool = True  # False: the shard was already committed (a retried call, or another driver's work)
+    tokens: int = 0  # unpadded tokens encoded (0 when not computed): the run record's throughput
 
 
 class ShardEncoder:
@@ -84,7 +85,8 @@ class ShardEncoder:
             return ShardDone(shard.key, len(shard.positions), time.perf_counter() - started, self.name, False)
         vectors = self.core.encode_planned(self.encoder, shard.token_ids(), shard.batches)  # type: ignore[arg-type]
         self.store.write(shard.key, vectors)
-        return ShardDone(shard.key, len(vectors), time.perf_counter() - started, self.name)
+        tokens = int(shard.token_offsets[-1])
+        return ShardDone(shard.key, len(vectors), time.perf_counter() - started, self.name, tokens=tokens)
 
 
 def _comparable(fingerprint: Mapping[str, object]) -> dict[str, object]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,21 @@ class ReplicatedEncoder:
 
     def fingerprint(self) -> dict[str, object]:
         return self.replicas[0].fingerprint()
+
+    @property
+    def runtime(self) -> str:
+        """The replicas' runtime (``torch`` for a replica that names none), or ``mixed`` when they differ."""
+        names = {str(getattr(replica, "runtime", "torch")) for replica in self.replicas}
+        return names.pop() if len(names) == 1 else "mixed"
+
+    @property
+    def runtime_choice(self) -> dict[str, Any] | None:
+        """The run record's ``runtime_choice``: the replicas', which are built with the same settings and so agree;
+        where they do not (an ``auto`` probe measured per device), each replica's, in device order."""
+        choices = [getattr(replica, "runtime_choice", None) for replica in self.replicas]
+        if all(choice == choices[0] for choice in choices):
+            return choices[0]
+        return {"runtime": "mixed", "reason": "replicas differ", "replicas": choices}
 
 
 def parse_devices(device: str) -> list[str]:

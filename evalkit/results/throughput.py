@@ -3,7 +3,10 @@
 Written per task (:func:`task_throughput`) from the embedding core's counters taken before and after the task, so
 a speed is never guessed from wall time: ``encode_s`` is the time the core spent on texts missing from the cache
 (tokenizing, forward passes, writing the new vectors to the cache), and a task whose vectors all came from the
-cache has ``texts_encoded`` 0, ``cached_share`` 1.0 and no speed (``texts_per_s`` null, never 0).
+cache has ``texts_encoded`` 0, ``cached_share`` 1.0 and no speed (``texts_per_s`` null, never 0). With
+``--backend ray`` the corpus is encoded in workers, whose texts, tokens and seconds the backend adds to the
+driver's counters: ``encode_s`` is then summed over workers (``encode_s_scope`` says so, ``worker_encode_s`` is
+their share), so ``texts_per_s`` is a per-worker speed, not the cluster's.
 ``peak_rss_mib`` is the process's peak resident memory so far (``getrusage``), not the task's own.
 
 Read per run (:func:`run_throughput`) by the comparison report and the leaderboard. Run records written before the
@@ -23,6 +26,7 @@ from typing import Any
 
 RECORDED = "recorded"
 DERIVED = "derived from timings and embedding_stats"
+WORKERS_SUMMED = "summed over Ray workers (each worker's busy seconds added, not wall time) plus the driver's own"
 
 
 def peak_rss_mib() -> float:
@@ -53,6 +57,8 @@ def task_throughput(
     if encoded and not tokens:  # a text-level model (an API, a callable) has no tokens the core sees
         tokens = None
     encode_s = (after.get("encode_ns", 0) - before.get("encode_ns", 0)) / 1e9
+    worker_s = (after.get("worker_encode_ns", 0) - before.get("worker_encode_ns", 0)) / 1e9
+    scope = {"encode_s_scope": WORKERS_SUMMED, "worker_encode_s": round(worker_s, 6)} if worker_s > 0 else {}
     return {
         "texts_encoded": encoded,
         "texts_cached": cached,
@@ -66,6 +72,7 @@ def task_throughput(
         "device": device,
         "precision": precision,
         "cached_share": cached / (encoded + cached) if encoded + cached else None,
+        **scope,
     }
 
 
@@ -176,4 +183,13 @@ def run_throughput(records: Iterable[Mapping[str, Any] | None]) -> Throughput | 
     )
 
 
-__all__ = ["DERIVED", "RECORDED", "Throughput", "compute_seconds", "peak_rss_mib", "run_throughput", "task_throughput"]
+__all__ = [
+    "DERIVED",
+    "RECORDED",
+    "WORKERS_SUMMED",
+    "Throughput",
+    "compute_seconds",
+    "peak_rss_mib",
+    "run_throughput",
+    "task_throughput",
+]
