@@ -8,8 +8,10 @@ CLI's ``--help``) loads neither torch nor mteb.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evalkit._lazy import lazy_dir as _lazy_dir
+from evalkit._lazy import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -38,18 +40,8 @@ if TYPE_CHECKING:
     from evalkit.subsets.build import build_subset
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__ = _lazy_exports(__name__, _LAZY)
+__dir__ = _lazy_dir(__name__, _LAZY)
 
 
 __all__ = [

@@ -15,8 +15,10 @@ published files without records). An ablation's speed ratio is its texts/s over 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from statistics import fmean
 from typing import Any
 
@@ -67,18 +69,27 @@ def mean_delta_interval(
     return float(low), float(high)
 
 
-_COMPUTED: dict[int, tuple[RunDiff, list[TypeDelta]]] = {}  # the Markdown and the HTML of one report share them
+# The Markdown and the HTML of one report share one computation (the resampling is the slow part). ``RunDiff`` is
+# unhashable (it holds lists), so entries are keyed by id() but hold only a weak reference to their diff: the
+# reference's callback drops the entry when the diff is collected, before its id can be reused, and a hit must
+# still be the very object. No diff is kept alive by this cache and no later diff can read an earlier one's result.
+_COMPUTED: dict[int, tuple[weakref.ref[RunDiff], list[TypeDelta]]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[RunDiff]) -> None:
+    kept = _COMPUTED.get(key)
+    if kept is not None and kept[0] is ref:
+        del _COMPUTED[key]
 
 
 def type_deltas(diff: RunDiff) -> list[TypeDelta]:
     """Per task type, sorted by name: the mean of its tasks' deltas and its joint-resampling interval."""
-    kept = _COMPUTED.get(id(diff))
-    if kept is not None and kept[0] is diff:
+    key = id(diff)
+    kept = _COMPUTED.get(key)
+    if kept is not None and kept[0]() is diff:
         return kept[1]
-    if len(_COMPUTED) > 32:
-        _COMPUTED.clear()
     found = _type_deltas(diff)
-    _COMPUTED[id(diff)] = (diff, found)
+    _COMPUTED[key] = (weakref.ref(diff, partial(_forget, key)), found)
     return found
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from evalkit.errors import EvalkitError
-from evalkit.reports.runs import _grouped, _statistic, _values
+from evalkit.reports.runs import column_values, main_score_statistic, per_item_cells
 from evalkit.results.folders import one_per_task
 from evalkit.results.record import TaskRecord
 from evalkit.results.task_score import Expected, expected_of_spec, expected_of_task, finite
@@ -129,7 +129,7 @@ def task_items(record: TaskRecord, expected: Expected) -> list[TaskItems] | None
     expected order, items by id; None when there are none to resample (no file, a main score that is no mean over
     items or correlation over pairs, a cell missing or of fewer than two items). A malformed row is a DataError."""
     rows = record.numbered_per_item_rows()
-    stat = _statistic(record)
+    stat = main_score_statistic(record)
     if not rows or stat is None:
         return None
     column, statistic = stat
@@ -137,15 +137,15 @@ def task_items(record: TaskRecord, expected: Expected) -> list[TaskItems] | None
     if column not in first or (statistic != "mean" and "gold" not in first):
         return None
     path = record.per_item_file
-    cells = _grouped(rows, path)
+    cells = per_item_cells(rows, path)
     wanted = [(split, subset) for split, subsets in expected.items() for subset in subsets]
     if not wanted or any(key not in cells or len(cells[key]) < 2 for key in wanted):
         return None
     found = []
     for key in wanted:
         ids = sorted(cells[key])
-        gold = _values(cells[key], ids, "gold", path) if statistic != "mean" else None
-        found.append(TaskItems(statistic, _values(cells[key], ids, column, path), gold, ids))
+        gold = column_values(cells[key], ids, "gold", path) if statistic != "mean" else None
+        found.append(TaskItems(statistic, column_values(cells[key], ids, column, path), gold, ids))
     return found
 
 

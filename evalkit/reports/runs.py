@@ -20,11 +20,23 @@ from evalkit.results.folders import Run, read_run
 from evalkit.results.record import TaskRecord, is_number
 from evalkit.stats.paired import PairedItems
 
-__all__ = ["Run", "TaskRecord", "load_run", "paired_cells"]
+__all__ = [
+    "Cell",
+    "Numbered",
+    "Run",
+    "TaskRecord",
+    "column_values",
+    "load_run",
+    "main_score_statistic",
+    "paired_cells",
+    "per_item_cells",
+]
 
 
-def _statistic(record: TaskRecord) -> tuple[str, str] | None:
-    """(per-item column, statistic over items) for the task's main score, as its kind declares it."""
+def main_score_statistic(record: TaskRecord) -> tuple[str, str] | None:
+    """(per-item column, statistic over items) for the task's main score, as its kind declares it; None for a kind
+    that is unknown or has no per-item test. Public so that every reader of per-item scores (paired tests here, the
+    leaderboard's rank intervals) resamples the very column and statistic the task is scored by."""
     from evalkit.kinds import get_kind, is_known
 
     if not is_known(record.task_type):
@@ -42,7 +54,9 @@ Numbered = list[tuple[int, dict[str, Any]]]  # (line, row) of a per-item file
 Cell = dict[str, tuple[int, dict[str, Any]]]  # item id → (line, row) of one (split, subset)
 
 
-def _grouped(rows: Numbered, path: Path | None) -> dict[tuple[str, str], Cell]:
+def per_item_cells(rows: Numbered, path: Path | None) -> dict[tuple[str, str], Cell]:
+    """Per-item rows grouped by (split, subset), each cell keyed by item id, so that two runs (or one run and a
+    benchmark's cells) can be aligned item by item; an item scored twice in a cell is a DataError at its line."""
     cells: dict[tuple[str, str], Cell] = {}
     for line, row in rows:
         cell = cells.setdefault((row["split"], row["hf_subset"]), {})
@@ -53,8 +67,9 @@ def _grouped(rows: Numbered, path: Path | None) -> dict[tuple[str, str], Cell]:
     return cells
 
 
-def _values(cell: Cell, ids: list[str], column: str, path: Path | None) -> np.ndarray:
-    """One column of the rows, in ``ids`` order; each value a finite number, or a DataError at its line."""
+def column_values(cell: Cell, ids: list[str], column: str, path: Path | None) -> np.ndarray:
+    """One column of a cell's rows, in ``ids`` order, as the array a paired test or a resample reads; each value a
+    finite number, or a DataError at its line (a bad row names its file and line, never a NaN downstream)."""
     values = np.empty(len(ids))
     for index, item in enumerate(ids):
         line, row = cell[item]
@@ -73,7 +88,7 @@ def _usable(
     if not base_rows or not cand_rows:
         return None, "no per-item scores on " + ("either side" if not base_rows and not cand_rows else "one side")
     main = baseline.main_score_name
-    stat = _statistic(baseline)
+    stat = main_score_statistic(baseline)
     column = stat[0] if stat is not None else main
     if stat is None or column not in base_rows[0][1] or column not in cand_rows[0][1]:
         return None, f"per-item scores do not hold '{column}' (main score {main})"
@@ -94,9 +109,9 @@ def paired_cells(baseline: TaskRecord, candidate: TaskRecord) -> tuple[list[Pair
     column, why = _usable(baseline, base_rows, cand_rows)
     if column is None or base_rows is None or cand_rows is None:
         return None, why
-    statistic = _statistic(baseline)[1]  # type: ignore[index]  # _usable found one
+    statistic = main_score_statistic(baseline)[1]  # type: ignore[index]  # _usable found one
     base_path, cand_path = baseline.per_item_file, candidate.per_item_file
-    base_cells, cand_cells = _grouped(base_rows, base_path), _grouped(cand_rows, cand_path)
+    base_cells, cand_cells = per_item_cells(base_rows, base_path), per_item_cells(cand_rows, cand_path)
     if base_cells.keys() != cand_cells.keys():
         raise DataError(
             f"{baseline.name}: the runs scored different splits/subsets ({sorted(base_cells)} vs {sorted(cand_cells)})",
@@ -114,10 +129,10 @@ def paired_cells(baseline: TaskRecord, candidate: TaskRecord) -> tuple[list[Pair
         if len(base) < 2:
             return None, f"fewer than two items in {key[0]}/{key[1]}"
         ids = sorted(base)
-        values = (_values(base, ids, column, base_path), _values(cand, ids, column, cand_path))
+        values = (column_values(base, ids, column, base_path), column_values(cand, ids, column, cand_path))
         if statistic != "mean":  # a correlation with the gold scores over pairs
-            gold = _values(base, ids, "gold", base_path)
-            if not np.array_equal(gold, _values(cand, ids, "gold", cand_path)):
+            gold = column_values(base, ids, "gold", base_path)
+            if not np.array_equal(gold, column_values(cand, ids, "gold", cand_path)):
                 raise DataError(f"{baseline.name}: the gold scores differ between runs", file=cand_path)
             paired.append(PairedItems(statistic, values[0], values[1], gold))
         else:

@@ -8,8 +8,9 @@ are imported on first use, so the CLI's ``--help`` loads no numpy-heavy module a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evalkit._lazy import lazy_exports as _lazy_exports
 
 _LAZY = {
     "build_subset": "evalkit.subsets.build:build_subset",
@@ -31,14 +32,7 @@ if TYPE_CHECKING:
     from evalkit.subsets.manifest import SubsetError, default_subsets_dir, read_manifest, subset_record
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'evalkit.subsets' has no attribute {name!r}")
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
