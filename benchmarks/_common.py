@@ -212,3 +212,35 @@ def minilm_matmul_rate_ort(seconds: float = 0.7) -> float | None:
         total_flops += 2 * rows * inner * cols * uses
         total_time += 2 * rows * inner * cols * uses / rate
     return total_flops / total_time
+
+
+MATMUL_KINDS = ("fp32 torch", "fp32 MLAS", "bf16 torch")
+
+
+def matmul_rates(seconds: float = 0.7) -> dict[str, float | None]:
+    """One reading of the host's MiniLM-shaped matmul rates (GFLOP/s) with torch threads = the machine's cores:
+    fp32 through torch and through ONNX Runtime's MLAS, bf16 through torch. Whole-run speed-ups are only
+    comparable across hosts next to these (issue 17: one VM's bf16 rate was less than half another's)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    return {
+        "fp32 torch": minilm_matmul_rate(torch.float32, seconds)[0],
+        "fp32 MLAS": minilm_matmul_rate_ort(seconds),
+        "bf16 torch": minilm_matmul_rate(torch.bfloat16, seconds)[0],
+    }
+
+
+def matmul_rate_lines(readings: list[tuple[str, dict[str, float | None]]]) -> list[str]:
+    """The report's "matmul rates" lines: every reading (labelled by when it was taken) and the best of each kind,
+    so a reader sees both the host's ceiling and how much it moved while the benchmark ran."""
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f}"
+
+    lines = [f"- matmul rates, GFLOP/s on MiniLM's shapes ({os.cpu_count()} torch threads; {', '.join(MATMUL_KINDS)}):"]
+    for label, rates in readings:
+        lines.append(f"  - {label}: " + ", ".join(f"{kind} {shown(rates.get(kind))}" for kind in MATMUL_KINDS))
+    best = {kind: max((r[kind] for _, r in readings if r.get(kind) is not None), default=None) for kind in MATMUL_KINDS}
+    lines.append("  - best: " + ", ".join(f"{kind} {shown(value)}" for kind, value in best.items()))
+    return lines

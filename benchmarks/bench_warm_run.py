@@ -5,7 +5,9 @@ process's wall time less the task's own evaluation time from its result file), a
 process imported (none is the goal: no torch, transformers or mteb when nothing is encoded).
 
 Cold and warm alternate (cold, warm × n, cold, warm × n): each cold run gets its own fresh cache folder
-(``--cache-dir`` and ``EVALKIT_CACHE_DIR``), and the warm runs after it reuse that folder.
+(``--cache-dir`` and ``EVALKIT_CACHE_DIR``), and the warm runs after it reuse that folder. The host's MiniLM-shaped
+matmul rates (fp32 torch and MLAS, bf16 torch) are measured before the first round and after each one, and named in
+the report: a cold run's time means little on another host without them.
 
     .venv/bin/python benchmarks/bench_warm_run.py [--data-dir ../shared/data/tasks] [--cold-runs 2] [--warm-runs 3]
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OtherCpu, activity_section, other_activity
+from _common import OtherCpu, activity_section, matmul_rate_lines, matmul_rates, other_activity
 from _machine import machine_header, write_report
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -65,8 +67,8 @@ def _spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
 
 
-def measure(data_dir: Path, cold_runs: int, warm_runs: int) -> tuple[list[dict], list[dict]]:
-    cold, warm = [], []
+def measure(data_dir: Path, cold_runs: int, warm_runs: int) -> tuple[list[dict], list[dict], list[tuple]]:
+    cold, warm, readings = [], [], [("before round 1", matmul_rates())]
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as scratch:
         for round_number in range(cold_runs):
             cache = Path(scratch) / f"cache-{round_number}"
@@ -75,10 +77,13 @@ def measure(data_dir: Path, cold_runs: int, warm_runs: int) -> tuple[list[dict],
             for index in range(warm_runs):
                 warm.append(run_once(data_dir, cache, Path(scratch) / f"out-warm-{round_number}-{index}"))
                 print(f"warm {round_number + 1}.{index + 1}: {warm[-1]}", flush=True)
-    return cold, warm
+            readings.append((f"after round {round_number + 1}", matmul_rates()))
+    return cold, warm, readings
 
 
-def report(cold: list[dict], warm: list[dict], header: str, others: OtherCpu, before: str) -> str:
+def report(
+    cold: list[dict], warm: list[dict], header: str, others: OtherCpu, before: str, readings: list[tuple] | None = None
+) -> str:
     cold_wall, warm_wall = [r["wall_s"] for r in cold], [r["wall_s"] for r in warm]
     startup = [r["wall_s"] - r["evaluation_s"] for r in warm]
     ratio = statistics.median(cold_wall) / statistics.median(warm_wall)
@@ -89,6 +94,7 @@ def report(cold: list[dict], warm: list[dict], header: str, others: OtherCpu, be
         "# Warm run: a cached SciFact run costs its work, not its start-up",
         "",
         header,
+        *(matmul_rate_lines(readings) if readings else []),
         "",
         "`benchmarks/bench_warm_run.py`: whole `evalkit run` processes on SciFact with the packaged all-MiniLM-L6-v2,",
         "cold (fresh cache folder: no vectors, memos or parsed corpora) then warm (the same folder), alternated.",
@@ -118,8 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     header, before = machine_header(), other_activity()
     with OtherCpu() as others:
-        cold, warm = measure(args.data_dir.resolve(), args.cold_runs, args.warm_runs)
-    text = report(cold, warm, header, others, before)
+        cold, warm, readings = measure(args.data_dir.resolve(), args.cold_runs, args.warm_runs)
+    text = report(cold, warm, header, others, before, readings)
     print(text)
     if not args.no_report:
         print(f"written: {write_report('warm_run', text)}")
