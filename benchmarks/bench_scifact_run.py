@@ -272,7 +272,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], readings: list
         "time them apart); the record's own compute time (encode, search, score) was "
         f"fp32 {b.get('compute_s') or 0:.1f} s, bf16 {c.get('compute_s') or 0:.1f} s (first round).",
         f"- runtime auto chose (run record `run_settings.runtime`, `runtime_choice.reason`): fp32 {b['runtime']}, "
-        f"bf16 {c['runtime']}; probe medians per runtime: fp32 {b.get('probe_s')}, bf16 {c.get('probe_s')}",
+        f"bf16 {c['runtime']}; the probe's own medians per runtime, seconds (first round): "
+        f"fp32 {b.get('probe_s')}, bf16 {c.get('probe_s')}",
         "- every side is a whole process: interpreter start, imports, model load, data reading, encoding, search, "
         "scoring and (evalkit) writing results; CPU time is the child's user + system time.",
         *([DRY_NOTE] if args.dry else []),
