@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_ray_backend import toy_scifact
 
 from evalkit.distributed.ray_backend import count_worker_encoding
 from evalkit.distributed.worker import ShardDone
@@ -33,31 +34,15 @@ def test_worker_shards_reach_the_throughput_summed_over_workers() -> None:
 
 
 def toy_task(mirror: Path, folder: Path, n_docs: int = 60) -> tuple[Path, int, int]:
-    """The first ``n_docs`` SciFact documents and the test queries judged on them; (specs folder, docs, queries)."""
-    with (mirror / "SciFact" / "corpus.jsonl").open() as handle:
-        docs = [json.loads(line) for _, line in zip(range(n_docs), handle, strict=False)]
-    kept = {doc["_id"] for doc in docs}
-    qrels = [line.split("\t") for line in (mirror / "SciFact" / "qrels" / "test.tsv").read_text().splitlines()[1:]]
-    judged = [row for row in qrels if row[1] in kept]
-    with (mirror / "SciFact" / "queries.jsonl").open() as handle:
-        queries = [row for row in map(json.loads, handle) if row["_id"] in {r[0] for r in judged}]
+    """test_ray_backend's SciFact slice (``ToySciFact``); (specs folder, its documents, its queries)."""
+    specs = toy_scifact(mirror, folder, n_docs)
     data = folder / "data"
-    (data / "qrels").mkdir(parents=True)
-    (data / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in docs))
-    (data / "queries.jsonl").write_text("".join(json.dumps(row) + "\n" for row in queries))
-    (data / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in judged)
-    )
-    specs = folder / "specs"
-    specs.mkdir()
-    (specs / "RayToy.yaml").write_text(
-        f"name: RayToy\ntype: Retrieval\nlanguages: [eng-Latn]\neval_splits: [test]\ndata_dir: {data}\n"
-    )
-    return specs, len(docs), len(queries)
+    lines = [(data / name).read_text().splitlines() for name in ("corpus.jsonl", "queries.jsonl")]
+    return specs, len(lines[0]), len(lines[1])
 
 
 def throughput_of(results: Path) -> dict:
-    (record,) = results.rglob("RayToy.run.json")
+    (record,) = results.rglob("ToySciFact.run.json")
     return json.loads(record.read_text())["throughput"]
 
 
@@ -70,7 +55,7 @@ def test_ray_runs_count_worker_encoding_like_a_local_run(
 
     specs, n_docs, n_queries = toy_task(mirror, tmp_path)
     monkeypatch.setenv("EVALKIT_TASKS_PATH", str(specs))
-    args = ["run", "--model", MODEL, "--tasks", "RayToy", "--quiet", "--no-cache", "--runtime", "torch"]
+    args = ["run", "--model", MODEL, "--tasks", "ToySciFact", "--quiet", "--no-cache", "--runtime", "torch"]
     assert main([*args, "--output", str(tmp_path / "local")]) == 0
     try:
         ray_args = [*args, "--backend", "ray", "--shard-dir", str(tmp_path / "shards"), "--shard-size", "16"]

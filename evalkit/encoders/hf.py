@@ -114,7 +114,7 @@ class HFEncoder:
 
     capabilities: Capabilities = TOKEN_DENSE
     _candidates: tuple[str, ...] = ("torch",)  # what ``auto`` measures (set when it has more than torch)
-    _bf16_check: dict[str, Any] | None = None  # also for subclasses built without HFEncoder.__init__
+    _bf16_check: dict[str, Any] | None = None  # OpenVINO bf16's check against the fp32 graph, set by its forward
 
     def __init__(
         self,
@@ -153,7 +153,6 @@ class HFEncoder:
         self._artifact_dir = artifact_dir
         self._probe_texts: list[str] = []
         self._choice: RuntimeChoice | None = None
-        self._bf16_check: dict[str, Any] | None = None  # OpenVINO bf16's check against the fp32 graph, once run
         self._runtime = self._resolve_runtime(runtime)
         _ = self._sentence_head  # its Dense weights checked (and read: they are small) before any work
 
